@@ -1,0 +1,246 @@
+"""The command line: parses arguments, calls the library, renders. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import report as reports
+from .config import resolve_config
+from .errors import RegrowError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Turn a Python repository with tests into a verifiable-reward environment for code models.")
+console = Console(stderr=True)
+out = Console()
+
+HomeOpt = typer.Option(None, "--home", help="Folder for caches and the store (default ./.regrow).")
+PythonOpt = typer.Option(None, "--python", help="Run the target's tests with this interpreter.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+@contextmanager
+def _guard() -> Iterator[None]:
+    try:
+        yield
+    except RegrowError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: everything verified so far is saved; "
+                      "run the same command again to resume.")
+        raise typer.Exit(130)
+
+
+@contextmanager
+def _hooks(quiet: bool = False):
+    from .runner import Hooks
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=False, disable=quiet)
+    bars: dict[str, int] = {}
+
+    def log(msg: str) -> None:
+        if not quiet:
+            progress.console.print(f"[dim]·[/] {msg}", highlight=False)
+
+    def step(phase: str, done: int, total: int) -> None:
+        if phase not in bars:
+            bars[phase] = progress.add_task(phase, total=total)
+        progress.update(bars[phase], completed=done, total=total)
+
+    with progress:
+        yield Hooks(log=log, progress=step)
+
+
+def _config(**flags):
+    return resolve_config(flags)
+
+
+@app.command()
+def grok(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERSION]."),
+         home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
+    """Parse every module and map tests to functions (cached by content)."""
+    from .runner import prepare
+    with _guard(), _hooks(as_json) as hooks:
+        prep = prepare(source, _config(home=home, python=python), hooks, validate=False)
+    facts = prep.index.facts
+    data = {"source": prep.source.name, "version": prep.source.version, "key": prep.source.key,
+            "files": len(prep.index.files), "skipped_files": prep.index.skipped_files,
+            "functions": sum(1 for s in prep.index.symbols.values() if not s.is_test),
+            "tests": len(prep.index.tests), "covered_functions": len(prep.index.coverage),
+            "static_seconds": facts.get("static_seconds"), "testmap_seconds": facts.get("testmap_seconds")}
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title=f"grok {data['source']} {data['version'] or ''}", show_header=False)
+    for k, v in data.items():
+        if k != "skipped_files":
+            table.add_row(k, f"{v:.2f}" if isinstance(v, float) else str(v))
+    table.add_row("skipped files", ", ".join(f"{p} ({r})" for p, r in data["skipped_files"].items()) or "none")
+    out.print(table)
+
+
+@app.command()
+def hollow(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERSION]."),
+           home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt,
+           min_statements: Optional[int] = typer.Option(None, help="Minimum body statements."),
+           workers: Optional[int] = typer.Option(None, help="Parallel verifications."),
+           as_json: bool = JsonOpt) -> None:
+    """Erase bodies into tasks and validate them (reference passes, stub fails)."""
+    from .runner import prepare
+    from .tasks import summarize
+    with _guard(), _hooks(as_json) as hooks:
+        prep = prepare(source, _config(home=home, python=python, min_statements=min_statements, workers=workers), hooks)
+    summary = summarize(prep.tasks, prep.excluded)
+    if as_json:
+        out.print_json(json.dumps({**summary, "valid_tasks": [t.task_id for t in prep.valid]}))
+        return
+    _render_tasks(summary)
+
+
+def _render_tasks(summary: dict) -> None:
+    table = Table(title="tasks")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("functions (non-test)", str(summary["functions"]))
+    table.add_row("hollowed", str(summary["hollowed"]))
+    table.add_row("[bold]valid[/]", f"[bold]{summary['valid']}[/]")
+    for reason, n in summary["by_reason"].items():
+        table.add_row(f"  {reason}", str(n))
+    out.print(table)
+
+
+@app.command()
+def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERSION]."),
+        solver: Optional[str] = typer.Option(None, "--solver", "-s", help="oracle, null, history@REV, retrieval, "
+                                             "openai:MODEL@URL, local:PATH, local:smollm2 (default)."),
+        samples: Optional[int] = typer.Option(None, "--samples", "-k", help="Chains per task."),
+        turns: Optional[int] = typer.Option(None, "--turns", help="Attempts per chain (with feedback)."),
+        tasks: Optional[int] = typer.Option(None, "--tasks", "-n", help="At most this many tasks."),
+        seed: Optional[int] = typer.Option(None, "--seed"),
+        workers: Optional[int] = typer.Option(None, "--workers"),
+        timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds per verification."),
+        min_statements: Optional[int] = typer.Option(None, help="Minimum body statements."),
+        temperature: Optional[float] = typer.Option(None, help="Sampling temperature."),
+        max_tokens: Optional[int] = typer.Option(None, help="Completion token limit."),
+        run_id: Optional[str] = typer.Option(None, "--run-id", help="Name the run (default: derived)."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse stored model responses."),
+        home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
+    """Grok, hollow, validate, then let a solver regrow each body; prints the report."""
+    from .runner import open_store, run as run_
+    config = None
+    with _guard():
+        config = _config(home=home, python=python, solver=solver, samples=samples, turns=turns, tasks=tasks,
+                         seed=seed, workers=workers, timeout=timeout, min_statements=min_statements,
+                         temperature=temperature, max_tokens=max_tokens, run_id=run_id,
+                         cache=False if no_cache else None)
+        with _hooks(as_json) as hooks:
+            rid = run_(source, config, hooks)
+        rep = reports.build_report(open_store(config), rid)
+    _print_report(rep, as_json)
+
+
+@app.command()
+def report(run_id: Optional[str] = typer.Argument(None, help="Run id (default: the latest)."),
+           home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
+    """Show one run's figures."""
+    from .runner import open_store
+    with _guard():
+        store = open_store(_config(home=home))
+        if run_id is None:
+            runs = reports.list_runs(store)
+            if not runs:
+                raise RegrowError(f"no runs in {store.path} yet; start one with `regrow run SOURCE`")
+            run_id = runs[-1]["run_id"]
+        rep = reports.build_report(store, run_id)
+    _print_report(rep, as_json)
+
+
+@app.command()
+def runs(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
+    """List the runs in the store."""
+    from .runner import open_store
+    with _guard():
+        rows = reports.list_runs(open_store(_config(home=home)))
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="runs")
+    for col in ("run_id", "solver", "source", "attempts", "finished"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["run_id"], r["solver"], r["spec"], str(r["attempts"]), "yes" if r["finished"] else "no")
+    out.print(table)
+
+
+@app.command()
+def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids."),
+            home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
+    """Put runs side by side (model, error, similarity, pass@k)."""
+    from .runner import open_store
+    with _guard():
+        reps = reports.compare(open_store(_config(home=home)), run_ids)
+    if as_json:
+        out.print_json("[" + ",".join(r.to_json() for r in reps) + "]")
+        return
+    ks = sorted({k for r in reps for k in r.pass_at})
+    table = Table(title="compare")
+    for col in ["run", "solver", "tasks", *[f"pass@{k}" for k in ks], "tests passed", "func error", "func sim",
+                "file error", "file sim", "verify ms (median)"]:
+        table.add_column(col, justify="left" if col in ("run", "solver") else "right")
+    for r in reps:
+        table.add_row(r.run_id, r.solver, str(r.chosen), *[_pct(r.pass_at.get(k)) for k in ks], _pct(r.tests_passed),
+                      _pct(r.func_error), _pct(r.func_similarity), _pct(r.file_error), _pct(r.file_similarity),
+                      _num(r.verify_ms.get("median")))
+    out.print(table)
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.0f}"
+
+
+def _print_report(rep: reports.RunReport, as_json: bool) -> None:
+    if as_json:
+        out.print_json(rep.to_json())
+        return
+    _render_tasks(rep.tasks)
+    table = Table(title=f"run {rep.run_id}", show_header=False)
+    rows = [
+        ("source", rep.source), ("solver", rep.solver),
+        ("tasks in run", f"{rep.chosen} ({rep.chains} chains, {rep.attempts} attempts, "
+                         f"{rep.samples} samples x {rep.turns} turns)"),
+        ("solved tasks", str(rep.solved_tasks)),
+        *[(f"pass@{k}", _pct(v)) for k, v in sorted(rep.pass_at.items())],
+        ("pass@1, first turn only", _pct(rep.pass_at_first_turn)),
+        ("covering tests passed (mean)", _pct(rep.tests_passed)),
+        ("function error / similarity", f"{_pct(rep.func_error)} / {_pct(rep.func_similarity)}"),
+        ("file error / similarity", f"{_pct(rep.file_error)} / {_pct(rep.file_similarity)} over {rep.files_scored} files"),
+        ("verification ms (median / p90 / max)",
+         " / ".join(_num(rep.verify_ms.get(k)) for k in ("median", "p90", "max"))),
+        ("verdicts", ", ".join(f"{k} {v}" for k, v in sorted(rep.statuses.items()))),
+        ("tokens in / out", f"{rep.tokens_in} / {rep.tokens_out}"),
+        ("finished", "yes" if rep.finished else "no (run the same command to resume)"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    out.print(table)
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,75 @@
+"""Configuration, resolved once in a written order and passed down as one frozen object.
+
+Order (later wins): defaults → ``[tool.regrow]`` in ./pyproject.toml → ``REGROW_*``
+environment variables → command-line flags.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+
+class RunConfig(BaseModel):
+    """Everything that decides what a run does. Part of it names the run (see `run_key`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    home: Path = Field(Path(".regrow"), description="Folder for caches, environments and the store.")
+    solver: str = Field("local:smollm2", description="Solver spec (see regrow.solvers).")
+    samples: int = Field(1, ge=1, description="Independent chains per task (pass@k uses them).")
+    turns: int = Field(1, ge=1, description="Attempts per chain; each retry sees the previous feedback.")
+    tasks: int | None = Field(None, ge=1, description="Use at most this many valid tasks (chosen by seed).")
+    seed: int = Field(0, description="Seed for task choice and sampling.")
+    workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1,
+                         description="Parallel verifications.")
+    timeout: float = Field(60.0, gt=0, description="Wall seconds for one candidate's test session.")
+    suite_timeout: float = Field(1800.0, gt=0, description="Wall seconds for the whole suite (test map).")
+    min_statements: int = Field(2, ge=1, description="Hollow only bodies with at least this many statements.")
+    repeats: int = Field(3, ge=1, description="Times each covering test must pass on the reference.")
+    python: Path | None = Field(None, description="Use this interpreter (an existing environment).")
+    run_id: str | None = Field(None, description="Name of the run; default derived from what it does.")
+    cache: bool = Field(True, description="Reuse stored model responses for identical requests.")
+    temperature: float | None = Field(None, description="Sampling temperature (model solvers).")
+    max_tokens: int | None = Field(None, description="Completion token limit (model solvers).")
+
+
+_ENV_PREFIX = "REGROW_"
+
+
+def _file_settings(cwd: Path) -> dict:
+    path = cwd / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return dict(data.get("tool", {}).get("regrow", {}))
+
+
+def _env_settings(environ: dict) -> dict:
+    out = {}
+    for name in RunConfig.model_fields:
+        value = environ.get(_ENV_PREFIX + name.upper())
+        if value is not None and value != "":
+            out[name] = value
+    return out
+
+
+def resolve_config(flags: dict | None = None, *, cwd: Path | None = None, environ: dict | None = None) -> RunConfig:
+    """defaults → [tool.regrow] → REGROW_* → flags (None-valued flags are not given)."""
+    merged: dict = {}
+    merged.update(_file_settings(cwd or Path.cwd()))
+    merged.update(_env_settings(os.environ if environ is None else environ))
+    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
+    try:
+        return RunConfig(**merged)
+    except ValidationError as exc:
+        msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration: {msgs}") from exc

@@ -1,0 +1,154 @@
+"""`regrow run`: grok → hollow → validate → solve → verify, every attempt stored as it completes.
+
+The same command resumes an interrupted run: the run id is derived from what the run does,
+and chains continue from their last stored turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .config import RunConfig
+from .envs import Environment, ensure_environment
+from .grok import grok
+from .hollow import HollowConfig
+from .index import Index
+from .loop import run_chain
+from .sandbox import kill_active
+from .solvers import make_solver
+from .source import Source, resolve_source
+from .store import Store
+from .task import Task
+from .tasks import Exclusion, build_tasks
+from .verify import Verifier, VerifyConfig
+
+
+def _nothing(*_args) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """How a long job reports back (the CLI renders these; the library prints nothing)."""
+
+    log: Callable[[str], None] = _nothing
+    progress: Callable[[str, int, int], None] = _nothing  # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    source: Source
+    env: Environment
+    index: Index
+    tasks: list[Task]
+    excluded: list[Exclusion]
+    verifier: Verifier
+    store: Store
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def valid(self) -> list[Task]:
+        return [t for t in self.tasks if t.is_valid]
+
+
+def open_store(config: RunConfig) -> Store:
+    return Store(config.home / "regrow.sqlite")
+
+
+def prepare(spec: str, config: RunConfig, hooks: Hooks = Hooks(), *, store: Store | None = None,
+            validate: bool = True) -> Prepared:
+    """Resolve the source, its environment, grok it and build (and validate) its tasks."""
+    store = store or open_store(config)
+    timings = {}
+    t0 = time.perf_counter()
+    source = resolve_source(spec, home=config.home)
+    hooks.log(f"source {source.name} {source.version or ''} at {source.root} (key {source.key})")
+    env = ensure_environment(source, home=config.home, python=config.python, log=hooks.log)
+    timings["environment"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    index = grok(source, env, store, timeout=config.suite_timeout, log=hooks.log)
+    timings["grok"] = time.perf_counter() - t1
+    verifier = Verifier(source.root, env.python, source.import_roots,
+                        config=VerifyConfig(timeout=config.timeout))
+    tasks, excluded = [], []
+    if validate:
+        t2 = time.perf_counter()
+        tasks, excluded = build_tasks(source, index, store, verifier, HollowConfig(min_statements=config.min_statements),
+                                      repeats=config.repeats, workers=config.workers,
+                                      progress=lambda d, n: hooks.progress("validate", d, n), log=hooks.log)
+        timings["validate"] = time.perf_counter() - t2
+    return Prepared(source, env, index, tasks, excluded, verifier, store, timings)
+
+
+def choose_tasks(valid: list[Task], limit: int | None, seed: int) -> list[Task]:
+    ordered = sorted(valid, key=lambda t: t.task_id)
+    random.Random(seed).shuffle(ordered)
+    return ordered[:limit] if limit else ordered
+
+
+def run_key(source: Source, config: RunConfig) -> str:
+    what = {"source": source.key, "solver": config.solver, "samples": config.samples, "turns": config.turns,
+            "tasks": config.tasks, "seed": config.seed, "min_statements": config.min_statements,
+            "temperature": config.temperature, "max_tokens": config.max_tokens}
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", config.solver).strip("-")[:40]
+    return f"{source.name}-{slug}-{digest}"
+
+
+def run(spec: str, config: RunConfig, hooks: Hooks = Hooks()) -> str:
+    """Run (or resume) a solver over a source's valid tasks. Returns the run id."""
+    prep = prepare(spec, config, hooks)
+    if not prep.valid:
+        from .errors import NoTestsError
+        raise NoTestsError(f"{prep.source.name}: no valid tasks (of {len(prep.tasks)} hollowed functions); "
+                           "see `regrow hollow` for the reasons")
+    chosen = choose_tasks(prep.valid, config.tasks, config.seed)
+    run_id = config.run_id or run_key(prep.source, config)
+    store = prep.store
+    if store.one("SELECT 1 FROM runs WHERE run_id=?", (run_id,)) is None:
+        with store.write() as w:
+            w.execute("INSERT INTO runs(run_id, created, source_key, spec, solver, config) VALUES (?,?,?,?,?,?)",
+                      (run_id, time.time(), prep.source.key, spec, config.solver,
+                       json.dumps({**config.model_dump(mode="json"), "task_ids": [t.task_id for t in chosen],
+                                   "timings": prep.timings})))
+    else:
+        hooks.log(f"resuming run {run_id}")
+    solver = make_solver(config.solver, _solver_options(config), root=prep.source.root, index=prep.index)
+    chains = [(t, s) for t in chosen for s in range(config.samples)]
+    done = 0
+    hooks.progress("solve", 0, len(chains))
+    pool = ThreadPoolExecutor(max_workers=config.workers)
+    try:
+        pending = {pool.submit(run_chain, run_id, t, s, solver=solver, verifier=prep.verifier, store=store,
+                               turns=config.turns, seed=config.seed, source_root=str(prep.source.root),
+                               cache=config.cache) for t, s in chains}
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                fut.result()
+                done += 1
+                hooks.progress("solve", done, len(chains))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        kill_active()
+        raise
+    pool.shutdown()
+    with store.write() as w:
+        w.execute("UPDATE runs SET finished=? WHERE run_id=?", (time.time(), run_id))
+    return run_id
+
+
+def _solver_options(config: RunConfig):
+    if not (config.solver.startswith("openai:") or config.solver.startswith("local:")):
+        return None
+    from .solvers.options import SolverOptions
+    given = {k: v for k, v in {"temperature": config.temperature, "max_tokens": config.max_tokens,
+                               "seed": config.seed}.items() if v is not None}
+    return SolverOptions(**given)

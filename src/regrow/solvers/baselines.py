@@ -1,0 +1,25 @@
+"""Baselines that need no model: the oracle (the original body) and null (the stub)."""
+
+from __future__ import annotations
+
+from ..hollow import STUB
+from .base import Completion, SolveRequest
+
+
+class OracleSolver:
+    """Returns the original body: must solve every valid task."""
+
+    name = "oracle"
+
+    def propose(self, request: SolveRequest) -> list[Completion]:
+        body = request.task.reference_body
+        return [Completion(text=body, body=body) for _ in range(request.n)]
+
+
+class NullSolver:
+    """Returns the stub itself: must solve no valid task."""
+
+    name = "null"
+
+    def propose(self, request: SolveRequest) -> list[Completion]:
+        return [Completion(text=STUB, body=STUB) for _ in range(request.n)]

@@ -1,0 +1,188 @@
+"""SQLite store: the index of each source, its tasks, runs and their attempts.
+
+One database file (``<home>/regrow.sqlite``) in WAL mode, so a crash or Ctrl-C loses at
+most the attempt being verified, and readers (report, compare) never block the writer.
+The schema is versioned; a database of another version raises `StoreError` naming both.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import StoreError
+
+SCHEMA_VERSION = 1
+
+# Every table is keyed by the source's content key, so an unchanged source is found again
+# and a changed one is grokked anew.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- One row per grokked source content. `facts` is JSON (import roots, skipped files, timings).
+CREATE TABLE IF NOT EXISTS sources (
+    source_key TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT,
+    root TEXT NOT NULL,
+    git_rev TEXT,
+    static_done REAL,           -- time the static part finished
+    testmap_done REAL,          -- time the test map finished
+    facts TEXT NOT NULL DEFAULT '{}'
+);
+-- Every Python file seen, with why it was skipped, if it was.
+CREATE TABLE IF NOT EXISTS files (
+    source_key TEXT NOT NULL,
+    path TEXT NOT NULL,
+    module TEXT NOT NULL,
+    status TEXT NOT NULL,       -- "ok" or the reason it was skipped
+    PRIMARY KEY (source_key, path)
+);
+-- Functions and methods; `data` is the JSON of a Symbol.
+CREATE TABLE IF NOT EXISTS symbols (
+    source_key TEXT NOT NULL,
+    qualname TEXT NOT NULL,
+    path TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (source_key, qualname)
+);
+-- Each test id of the suite as it ran on the unmodified source.
+CREATE TABLE IF NOT EXISTS tests (
+    source_key TEXT NOT NULL,
+    test_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    duration REAL NOT NULL,
+    PRIMARY KEY (source_key, test_id)
+);
+-- The test map: which tests execute a line of each symbol's body.
+CREATE TABLE IF NOT EXISTS coverage (
+    source_key TEXT NOT NULL,
+    qualname TEXT NOT NULL,
+    test_id TEXT NOT NULL,
+    PRIMARY KEY (source_key, qualname, test_id)
+);
+-- Hollowed tasks with their validation status, per hollow configuration.
+CREATE TABLE IF NOT EXISTS tasks (
+    source_key TEXT NOT NULL,
+    hollow_key TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    data TEXT NOT NULL,
+    PRIMARY KEY (source_key, hollow_key, task_id)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    source_key TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    solver TEXT NOT NULL,
+    config TEXT NOT NULL,       -- JSON of the run configuration
+    finished REAL
+);
+-- One row per verified candidate: (run, task, sample chain, turn).
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    sample INTEGER NOT NULL,
+    turn INTEGER NOT NULL,
+    created REAL NOT NULL,
+    status TEXT NOT NULL,       -- the verdict status
+    solved INTEGER NOT NULL,
+    attempt TEXT NOT NULL,      -- JSON: messages, completion, body, tokens, latency
+    verdict TEXT NOT NULL,      -- JSON of the Verdict
+    PRIMARY KEY (run_id, task_id, sample, turn)
+);
+-- Model responses keyed by the exact request, so a resumed run does not pay twice.
+CREATE TABLE IF NOT EXISTS responses (
+    request_key TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    data TEXT NOT NULL
+);
+"""
+
+
+class Store:
+    """Owns one SQLite connection per thread to ``path``."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._lock = threading.Lock()  # serialises writers inside this process
+        self._init()
+
+    def _connect(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            try:
+                con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+            # WAL: readers never block the writer; NORMAL sync is durable across a process crash.
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA foreign_keys=ON")
+            con.row_factory = sqlite3.Row
+            self._local.con = con
+        return con
+
+    def _init(self) -> None:
+        con = self._connect()
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a regrow store: {exc}") from exc
+        if row is not None and int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {row[0]}, this regrow reads version {SCHEMA_VERSION}; "
+                "move the file away or use a matching regrow"
+            )
+        with self._lock:
+            # executescript commits on its own; every statement is idempotent (IF NOT EXISTS).
+            con.executescript(SCHEMA)
+            con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (committed on exit, rolled back on error)."""
+        con = self._connect()
+        with self._lock:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        return self._connect().execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        return self._connect().execute(sql, params).fetchone()
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # -- response cache -------------------------------------------------------------------
+    def cached_response(self, key: str) -> Any | None:
+        row = self.one("SELECT data FROM responses WHERE request_key=?", (key,))
+        return json.loads(row[0]) if row else None
+
+    def cache_response(self, key: str, data: Any) -> None:
+        with self.write() as w:
+            w.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, time.time(), json.dumps(data)))

@@ -1,0 +1,152 @@
+"""Build the task set of a source: choose symbols, hollow them, validate, persist.
+
+Every non-test function ends in the store either as a task (valid or not, with its status)
+or as an exclusion with its reason, so every report can account for all of them.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Callable
+
+from .hollow import STUB, HollowConfig, eligibility, make_task
+from .index import Index
+from .parse import read_source
+from .source import Source
+from .store import Store
+from .task import EXCLUDED, FLAKY, PENDING, REFERENCE_FAILS, UNSUPPORTED, UNTESTED, VALID, Task, task_from_json, task_to_json
+from .verdict import PASSED
+from .verify import Verifier, judge
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    task_id: str
+    status: str
+    reason: str
+
+
+def plan_tasks(source: Source, index: Index, cfg: HollowConfig) -> tuple[list[Task], list[Exclusion]]:
+    """Hollow every eligible covered symbol; list the others with why they were left out."""
+    tasks, excluded = [], []
+    texts: dict[str, str | None] = {}
+    for sym in index.symbols.values():
+        if sym.is_test:
+            continue
+        reason = eligibility(sym, cfg)
+        tests = index.covering(sym.qualname)
+        if reason is None and not tests:
+            reason = "not covered by any passing test"
+        if reason is not None:
+            excluded.append(Exclusion(sym.qualname, EXCLUDED, reason))
+            continue
+        if sym.path not in texts:
+            texts[sym.path] = read_source(source.root / sym.path)[0]
+        text = texts[sym.path]
+        try:
+            if text is None:
+                raise ValueError("file unreadable")
+            tasks.append(make_task(text, sym, tests, index.test_seconds(tests)))
+        except Exception as exc:  # libcst can reject code that ast accepts; keep the reason
+            excluded.append(Exclusion(sym.qualname, UNSUPPORTED, f"could not hollow: {exc}"[:200]))
+    return tasks, excluded
+
+
+def load_tasks(store: Store, source_key: str, hollow_key: str) -> tuple[list[Task], list[Exclusion]]:
+    tasks, excluded = [], []
+    for r in store.query("SELECT task_id, status, reason, data FROM tasks WHERE source_key=? AND hollow_key=? ORDER BY task_id",
+                         (source_key, hollow_key)):
+        if r["data"] == "{}":
+            excluded.append(Exclusion(r["task_id"], r["status"], r["reason"]))
+        else:
+            tasks.append(task_from_json(r["data"]))
+    return tasks, excluded
+
+
+def _save(store: Store, source_key: str, hollow_key: str, tasks=(), excluded=()) -> None:
+    with store.write() as w:
+        w.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?)",
+                      [(source_key, hollow_key, t.task_id, t.status, t.reason, task_to_json(t)) for t in tasks]
+                      + [(source_key, hollow_key, e.task_id, e.status, e.reason, "{}") for e in excluded])
+
+
+def validate_task(task: Task, verifier: Verifier, unstable: set[str]) -> Task:
+    """The reference must pass its covering tests; the stub must fail at least one."""
+    flaky = sorted(set(task.tests) & unstable)
+    if flaky:
+        return task.with_status(FLAKY, f"covering test not stable on the reference: {flaky[0]}")
+    ref = verifier.verify(task, task.reference_body)
+    if not ref.solved:
+        bad = next((o for o in ref.outcomes if o.outcome != PASSED), None)
+        what = f"{bad.test_id} {bad.outcome}" if bad else ref.status
+        return task.with_status(REFERENCE_FAILS, f"reference fails alone: {what}")
+    stub = verifier.verify(task, STUB)
+    if stub.solved:
+        return task.with_status(UNTESTED, "the covering tests pass with the body erased")
+    return task.with_status(VALID)
+
+
+def build_tasks(source: Source, index: Index, store: Store, verifier: Verifier, cfg: HollowConfig, *,
+                repeats: int = 3, workers: int = 2, progress: Progress | None = None,
+                log: Callable[[str], None] | None = None) -> tuple[list[Task], list[Exclusion]]:
+    """Plan, then validate what is not validated yet. Resumable: each result is saved as it comes."""
+    log = log or (lambda _m: None)
+    key = cfg.key()
+    stored, excluded = load_tasks(store, source.key, key)
+    if not stored and not excluded:
+        planned, excluded = plan_tasks(source, index, cfg)
+        _save(store, source.key, key, planned, excluded)
+        stored = planned
+    pending = [t for t in stored if t.status == PENDING]
+    if pending:
+        unstable = _unstable_tests(source, verifier, pending, repeats - 1, log)
+        done = {t.task_id: t for t in stored if t.status != PENDING}
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = {pool.submit(validate_task, t, verifier, unstable): t for t in pending}
+            for n, fut in enumerate(as_completed(futures), 1):
+                task = fut.result()
+                _save(store, source.key, key, [task])
+                done[task.task_id] = task
+                if progress:
+                    progress(n, len(pending))
+        stored = [done[t.task_id] for t in stored]
+    return stored, excluded
+
+
+def _unstable_tests(source: Source, verifier: Verifier, tasks: list[Task], runs: int,
+                    log: Callable[[str], None]) -> set[str]:
+    """Covering tests that did not pass in every one of ``runs`` runs of the unmodified source.
+
+    With the per-task reference run and the test-map run, each covering test runs at least
+    ``runs + 2`` times on the reference before a task is called valid.
+    """
+    union = tuple(sorted({t for task in tasks for t in task.tests}))
+    unstable: set[str] = set()
+    for i in range(runs):
+        log(f"stability run {i + 1}/{runs} of {len(union)} covering tests on the reference")
+        outcome = verifier.run_file(tasks[0].path, None, union)
+        for test_id in union:
+            res = outcome.results.get(test_id)
+            if res is None or res.outcome != PASSED:
+                unstable.add(test_id)
+    return unstable
+
+
+def summarize(tasks: list[Task], excluded: list[Exclusion]) -> dict:
+    """Counts by status and by exclusion reason."""
+    by_status: dict[str, int] = {}
+    by_reason: dict[str, int] = {}
+    for t in tasks:
+        by_status[t.status] = by_status.get(t.status, 0) + 1
+        if t.status != VALID:
+            key = t.reason.split(":")[0] if t.reason else t.status
+            by_reason[f"{t.status}: {key}"] = by_reason.get(f"{t.status}: {key}", 0) + 1
+    for e in excluded:
+        by_status[e.status] = by_status.get(e.status, 0) + 1
+        by_reason[f"{e.status}: {e.reason}"] = by_reason.get(f"{e.status}: {e.reason}", 0) + 1
+    return {"functions": len(tasks) + len(excluded), "hollowed": len(tasks),
+            "valid": by_status.get(VALID, 0), "by_status": by_status, "by_reason": dict(sorted(by_reason.items()))}

@@ -1,0 +1,56 @@
+"""Private copies of a source tree, made of hard links so a copy costs no file data.
+
+A file that a candidate changes is *replaced* (unlink, then write a new inode), never written
+through the link, so the pristine tree is not touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+EXCLUDED_DIRS = frozenset({
+    ".git", ".hg", ".svn", ".regrow", ".venv", "venv", ".tox", ".nox", "__pycache__",
+    ".pytest_cache", ".mypy_cache", ".ruff_cache", "node_modules", ".eggs",
+})
+
+
+def private_copy(root: Path, dest: Path) -> Path:
+    """Mirror ``root`` into ``dest`` with hard links (plain copies across file systems).
+
+    Version-control metadata and caches are left out: the copy holds no history.
+    """
+    root, dest = Path(root), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    can_link = True
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in EXCLUDED_DIRS and not d.endswith(".egg-info")]
+        rel = os.path.relpath(dirpath, root)
+        target_dir = dest if rel == "." else dest / rel
+        target_dir.mkdir(exist_ok=True)
+        for name in filenames:
+            src = os.path.join(dirpath, name)
+            dst = target_dir / name
+            if os.path.islink(src):
+                continue  # links could point outside the tree
+            if can_link:
+                try:
+                    os.link(src, dst)
+                    continue
+                except OSError:
+                    can_link = False
+            shutil.copy2(src, dst)
+    return dest
+
+
+def replace_file(copy_root: Path, relpath: str, text: str) -> None:
+    """Give ``relpath`` in a private copy new content without touching the linked original."""
+    path = Path(copy_root) / relpath
+    tmp = path.with_name(path.name + ".regrow-tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)  # replaces the directory entry; the shared inode is left as it was
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
