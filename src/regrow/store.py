@@ -101,6 +101,37 @@ CREATE TABLE IF NOT EXISTS attempts (
     verdict TEXT NOT NULL,      -- JSON of the Verdict
     PRIMARY KEY (run_id, task_id, sample, turn)
 );
+-- Calls into each function recorded while the tests ran on the reference (grok):
+-- the equivalence check replays them; the context engine summarises them as runtime facts.
+CREATE TABLE IF NOT EXISTS calls (
+    source_key TEXT NOT NULL,
+    qualname TEXT NOT NULL,
+    seq INTEGER NOT NULL,       -- order of recording for this function
+    test_id TEXT NOT NULL,
+    args TEXT,                  -- canonical serialisation of the arguments; NULL when not serialisable
+    result TEXT,                -- canonical serialisation of the return value; NULL when not serialisable or raised
+    exception TEXT,             -- the exception type's qualified name when the call raised
+    arg_types TEXT NOT NULL,    -- JSON {parameter: type name}
+    return_type TEXT,
+    summary TEXT,               -- JSON of short reprs, for display only
+    PRIMARY KEY (source_key, qualname, seq)
+);
+-- The symbol graph: calls, references, imports, inheritance (src and dst are qualnames or modules).
+CREATE TABLE IF NOT EXISTS edges (
+    source_key TEXT NOT NULL,
+    src TEXT NOT NULL,
+    dst TEXT NOT NULL,
+    kind TEXT NOT NULL,         -- "call", "reference", "import", "inherit", "attribute", ...
+    line INTEGER,
+    PRIMARY KEY (source_key, src, dst, kind, line)
+);
+-- Git facts per file and per symbol: JSON (last change, churn, authors, co-changed files).
+CREATE TABLE IF NOT EXISTS git_facts (
+    source_key TEXT NOT NULL,
+    subject TEXT NOT NULL,      -- a relpath or a qualname
+    data TEXT NOT NULL,
+    PRIMARY KEY (source_key, subject)
+);
 -- Model responses keyed by the exact request, so a resumed run does not pay twice.
 CREATE TABLE IF NOT EXISTS responses (
     request_key TEXT PRIMARY KEY,
