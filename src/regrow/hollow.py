@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from . import pyast
 from .symbols import Symbol
 from .task import Task
 
@@ -121,7 +122,7 @@ def _find_def(tree: ast.AST, def_line: int) -> ast.FunctionDef | ast.AsyncFuncti
 
 def make_task(source: str, symbol: Symbol, tests: tuple[str, ...], test_seconds: float = 0.0) -> Task:
     hollowed, reference = erase(source, symbol)
-    node = _find_def(ast.parse(hollowed), symbol.def_line)
+    node = _find_def(pyast.parse(hollowed), symbol.def_line)
     if node is None:  # pragma: no cover - erase keeps every line before the body in place
         raise ValueError(f"lost {symbol.qualname} after erasing")
     stub = node.body[-1]
@@ -145,7 +146,7 @@ def splice(task: Task, body: str) -> str:
 def function_text(file_text: str, symbol: Symbol) -> str:
     """The source of ``symbol`` (decorators to last line) in ``file_text``, found by its def line."""
     try:
-        node = _find_def(ast.parse(file_text), symbol.def_line)
+        node = _find_def(pyast.parse(file_text), symbol.def_line)
     except SyntaxError:
         node = None
     lines = file_text.splitlines()

@@ -7,9 +7,10 @@ reason and skipped, never fatal.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import pyast
 from .symbols import Symbol
 
 MAX_FILE_BYTES = 2_000_000
@@ -75,7 +76,7 @@ def parse_file(root: Path, relpath: str, import_roots: tuple[str, ...] = (".",))
 
 def parse_text(text: str, relpath: str, module: str) -> ParsedModule:
     try:
-        tree = ast.parse(text, filename=relpath)
+        tree = pyast.parse(text, filename=relpath)
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None)
         return ParsedModule(relpath, module, error=f"syntax-error: line {line}: {getattr(exc, 'msg', exc)}")
@@ -84,7 +85,15 @@ def parse_text(text: str, relpath: str, module: str) -> ParsedModule:
     lines = text.splitlines()
     collector = _Collector(relpath, module, lines, is_test_path(relpath), generated)
     collector.visit_body(tree.body, prefix="", class_name=None, parent=None, depth=0)
-    return ParsedModule(relpath, module, tuple(collector.symbols), generated=generated)
+    return ParsedModule(relpath, module, _unique(collector.symbols), generated=generated)
+
+
+def _unique(symbols: list[Symbol]) -> tuple[Symbol, ...]:
+    """A name defined twice (overloads, ``if``/``else`` variants): the last definition keeps the
+    plain qualname, as it is the one bound at run time; earlier ones get ``@<def line>``."""
+    last = {s.qualname: i for i, s in enumerate(symbols)}
+    return tuple(s if last[s.qualname] == i else replace(s, qualname=f"{s.qualname}@{s.def_line}")
+                 for i, s in enumerate(symbols))
 
 
 def _docstring_node(body: list[ast.stmt]) -> ast.Expr | None:

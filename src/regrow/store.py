@@ -158,10 +158,13 @@ class Store:
                 con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
-            # WAL: readers never block the writer; NORMAL sync is durable across a process crash.
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            con.execute("PRAGMA foreign_keys=ON")
+            try:
+                # WAL: readers never block the writer; NORMAL sync is durable across a process crash.
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.DatabaseError as exc:
+                con.close()
+                raise StoreError(f"{self.path} is not a regrow store: {exc}") from exc
             con.row_factory = sqlite3.Row
             self._local.con = con
         return con

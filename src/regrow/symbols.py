@@ -36,5 +36,5 @@ class Symbol:
 
     @property
     def local_name(self) -> str:
-        """``Class.meth`` part of the qualname."""
-        return self.qualname.split(":", 1)[1]
+        """``Class.meth`` part of the qualname (without the ``@line`` of a shadowed duplicate)."""
+        return self.qualname.split(":", 1)[1].split("@", 1)[0]

@@ -43,8 +43,8 @@ class HistorySolver:
         if text is None:
             return None
         parsed = parse_text(text, path, module)
-        for sym in parsed.symbols:
-            if sym.local_name == local_name:
+        for sym in parsed.symbols:  # exact local name: a shadowed duplicate carries "@line"
+            if sym.qualname.split(":", 1)[1] == local_name:
                 try:
                     return erase(text, sym)[1]
                 except ValueError:
@@ -53,6 +53,6 @@ class HistorySolver:
 
     def propose(self, request: SolveRequest) -> list[Completion]:
         sym = request.task.symbol
-        body = self.old_body(sym.path, sym.module, sym.local_name)
+        body = self.old_body(sym.path, sym.module, sym.qualname.split(":", 1)[1])
         meta = {"revision": self.commit, "existed": body is not None}
         return [Completion(text=body or "", body=body, meta=meta) for _ in range(request.n)]

@@ -1,0 +1,19 @@
+"""Thread-safe `ast.parse`.
+
+CPython 3.11 before 3.11.8 keeps the AST converter's recursion depth in interpreter-wide
+state, so two threads parsing at once can fail with ``SystemError: AST constructor recursion
+depth mismatch`` (python/cpython gh-106905). regrow verifies candidates from a thread pool, so
+every parse inside regrow goes through this lock. Parsing is fast; the lock costs little.
+"""
+
+from __future__ import annotations
+
+import ast
+import threading
+
+_LOCK = threading.Lock()
+
+
+def parse(source: str, filename: str = "<unknown>") -> ast.Module:
+    with _LOCK:
+        return ast.parse(source, filename=filename)
