@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import pyast
 from .hollow import function_text, splice
 from .sandbox import Job, LocalSandbox, Outcome, Sandbox
 from .scores import edit_scores
@@ -62,7 +63,7 @@ class Verifier:
                            feedback=f"Your answer could not be used: {malformed or 'no code found'}.")
         text = splice(task, body)
         try:
-            ast.parse(text)
+            pyast.parse(text)
         except SyntaxError as exc:
             return Verdict(status=MALFORMED, tests_total=len(task.tests), tests_passed=0,
                            feedback=f"The body does not parse in place: line {exc.lineno}: {exc.msg}.")
