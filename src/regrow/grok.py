@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from . import gitfacts, graph
 from .envs import Environment
 from .errors import NoTestsError
-from .index import Index, load_index, save_static, save_testmap
+from .index import Index, load_index, save_static, save_testmap, symbol_to_json
 from .parse import parse_file
 from .source import Source, iter_python_files
 from .store import Store
@@ -58,18 +59,78 @@ def grok_static(source: Source) -> tuple[dict, dict, list]:
     return files, modules, symbols
 
 
+def _grok_changed_files(store: Store, source: Source, hashes: dict[str, str]) -> list[str] | None:
+    """Incremental static grok: copy the last grok of the same directory, re-read changed files.
+
+    Returns the changed files, or None when there is nothing to start from (or too much changed).
+    """
+    prev = store.one("SELECT source_key, facts FROM sources WHERE root=? AND source_key!=? AND static_done IS NOT NULL "
+                     "ORDER BY static_done DESC LIMIT 1", (str(source.root), source.key))
+    old = json.loads(prev["facts"]).get("file_hashes") if prev else None
+    if not old or not graph.has_graph(store, prev["source_key"]):
+        return None
+    changed = sorted(p for p in set(old) | set(hashes) if old.get(p) != hashes.get(p))
+    if len(changed) > max(20, len(hashes) // 10):
+        return None
+    prev_key, key = prev["source_key"], source.key
+    parsed = {rel: parse_file(source.root, rel, source.import_roots) for rel in changed if rel in hashes}
+    old_modules = {r["path"]: r["module"] for r in store.query(
+        "SELECT path, module FROM files WHERE source_key=?", (prev_key,)) if r["path"] in set(changed)}
+    with store.write() as w:
+        for table, cols in (("files", "path, module, status"), ("symbols", "qualname, path, data"),
+                            ("edges", "src, dst, kind, line")):
+            w.execute(f"DELETE FROM {table} WHERE source_key=?", (key,))
+            w.execute(f"INSERT INTO {table} SELECT ?, {cols} FROM {table} WHERE source_key=?", (key, prev_key))
+        for rel in changed:
+            w.execute("DELETE FROM files WHERE source_key=? AND path=?", (key, rel))
+            w.execute("DELETE FROM symbols WHERE source_key=? AND path=?", (key, rel))
+        for rel, p in parsed.items():
+            w.execute("INSERT INTO files VALUES (?, ?, ?, ?)", (key, rel, p.module, p.error or "ok"))
+            w.executemany("INSERT OR REPLACE INTO symbols VALUES (?, ?, ?, ?)",
+                          [(key, s.qualname, s.path, symbol_to_json(s)) for s in p.symbols])
+    graph.regrok_files(store, key, source.root,
+                       {rel: (parsed[rel].module if rel in parsed and parsed[rel].error is None else None)
+                        for rel in changed}, old_modules)
+    return changed
+
+
+def grok_static_part(store: Store, source: Source, row: dict | None = None, *, force: bool = False,
+                     log: Log | None = None) -> None:
+    """The static part of grok: symbols, the symbol graph and git facts; only changed files are
+    re-read when an earlier grok of the same directory is in the store."""
+    log = log or (lambda _msg: None)
+    row = row or _upsert_source(store, source)
+    if force or row["static_done"] is None:
+        start = time.perf_counter()
+        hashes = graph.file_hashes(source.root, (p.relative_to(source.root).as_posix()
+                                                 for p in iter_python_files(source.root)))
+        changed = None if force else _grok_changed_files(store, source, hashes)
+        if changed is None:
+            files, modules, symbols = grok_static(source)
+            save_static(store, source.key, files, modules, symbols)
+            graph.grok_graph(store, source.key, source.root, {p: m for p, m in modules.items() if files[p] == "ok"})
+            skipped = sum(1 for s in files.values() if s != "ok")
+            log(f"parsed {len(files)} files ({skipped} skipped), {len(symbols)} functions")
+        else:
+            skipped = store.one("SELECT COUNT(*) FROM files WHERE source_key=? AND status!='ok'", (source.key,))[0]
+            files = {r[0]: r[1] for r in store.query("SELECT path, status FROM files WHERE source_key=?", (source.key,))}
+            log(f"re-parsed {len(changed)} changed files")
+        if source.git_rev:
+            gitfacts.save_git_facts(store, source.key, gitfacts.collect(source.root))
+        _update_facts(store, source.key, "static_done", static_seconds=time.perf_counter() - start,
+                      n_files=len(files), n_skipped_files=skipped, file_hashes=hashes,
+                      static_changed_files=None if changed is None else len(changed))
+    elif not graph.has_graph(store, source.key):  # grokked before the graph existed
+        graph.grok_graph(store, source.key, source.root,
+                         {r["path"]: r["module"] for r in store.query(
+                             "SELECT path, module FROM files WHERE source_key=? AND status='ok'", (source.key,))})
+
+
 def grok(source: Source, env: Environment, store: Store, *, timeout: float = 1800.0, force: bool = False,
          workdir: Path | None = None, log: Log | None = None) -> Index:
     log = log or (lambda _msg: None)
     row = _upsert_source(store, source)
-    if force or row["static_done"] is None:
-        start = time.perf_counter()
-        files, modules, symbols = grok_static(source)
-        save_static(store, source.key, files, modules, symbols)
-        skipped = sum(1 for s in files.values() if s != "ok")
-        _update_facts(store, source.key, "static_done", static_seconds=time.perf_counter() - start,
-                      n_files=len(files), n_skipped_files=skipped)
-        log(f"parsed {len(files)} files ({skipped} skipped), {len(symbols)} functions")
+    grok_static_part(store, source, row, force=force, log=log)
     if force or row["testmap_done"] is None:
         log("running the test suite under coverage to map tests to functions")
         start = time.perf_counter()
