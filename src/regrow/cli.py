@@ -20,7 +20,7 @@ from .errors import RegrowError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn a Python repository with tests into a verifiable-reward environment for code models.")
 console = Console(stderr=True)
-out = Console()
+out = Console() if sys.stdout.isatty() else Console(width=200)  # tables stay whole in pipes and files
 
 HomeOpt = typer.Option(None, "--home", help="Folder for caches and the store (default ./.regrow).")
 PythonOpt = typer.Option(None, "--python", help="Run the target's tests with this interpreter.")
@@ -236,6 +236,37 @@ def _print_report(rep: reports.RunReport, as_json: bool) -> None:
     for k, v in rows:
         table.add_row(k, v)
     out.print(table)
+
+
+@app.command()
+def context(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERSION]."),
+            symbol: str = typer.Argument(..., help="pkg.module:function, pkg.module:Class.method, or an unambiguous tail."),
+            budget: int = typer.Option(4000, "--budget", "-b", help="Token budget of the pack (never exceeded)."),
+            fmt: str = typer.Option("md", "--format", "-f", help="md or json."),
+            mode: str = typer.Option("task", "--mode", help="task (never shows the body) or oracle (ablations)."),
+            tokenizer: str = typer.Option("smollm2", "--tokenizer", help="smollm2, utf8 or gguf:PATH."),
+            home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt) -> None:
+    """Rank and pack the context of one function under a token budget, each item with its reason."""
+    from .context import build_context, load_engine, resolve_symbol
+    with _guard(), _hooks(quiet=True) as hooks:
+        engine = load_engine(source, _config(home=home, python=python), hooks)
+        pack = build_context(engine, resolve_symbol(engine, symbol), budget=budget, tokenizer=tokenizer, mode=mode)
+        text = pack.render(fmt)
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+    console.print(f"[dim]{len(pack.items)} items, {pack.tokens}/{budget} tokens ({pack.tokenizer}), {mode} mode[/]")
+
+
+@app.command()
+def mcp(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERSION]."),
+        tokenizer: str = typer.Option("smollm2", "--tokenizer", help="smollm2, utf8 or gguf:PATH."),
+        home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt) -> None:
+    """Serve context, callers, callees, tests, runtime facts and search over MCP (stdio)."""
+    from .context import load_engine
+    from .mcp_server import serve
+    with _guard(), _hooks(quiet=True) as hooks:
+        engine = load_engine(source, _config(home=home, python=python), hooks)
+    with _guard():
+        serve(engine, tokenizer=tokenizer)
 
 
 def main() -> None:  # pragma: no cover - entry point

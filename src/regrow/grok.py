@@ -14,7 +14,7 @@ from . import gitfacts, graph
 from .envs import Environment
 from .errors import NoTestsError
 from .index import Index, load_index, save_static, save_testmap, symbol_to_json
-from .parse import parse_file
+from .parse import is_test_path, parse_file
 from .source import Source, iter_python_files
 from .store import Store
 from .testmap import run_test_map
@@ -126,6 +126,20 @@ def grok_static_part(store: Store, source: Source, row: dict | None = None, *, f
                              "SELECT path, module FROM files WHERE source_key=? AND status='ok'", (source.key,))})
 
 
+def fallback_test_files(files: dict) -> tuple[str, ...]:
+    """Files that look like tests although pytest's default patterns miss them (``test.py``,
+    ``tests.py``, ``testing/*.py``): pytest collects a file named on its command line whatever
+    its name."""
+    out = []
+    for rel, status in sorted(files.items()):
+        name = rel.rsplit("/", 1)[-1]
+        if status != "ok" or name in ("conftest.py", "__init__.py", "setup.py"):
+            continue
+        if name.startswith("test") or name.endswith("_test.py") or name.endswith("_tests.py") or is_test_path(rel):
+            out.append(rel)
+    return tuple(out)
+
+
 def grok(source: Source, env: Environment, store: Store, *, timeout: float = 1800.0, force: bool = False,
          workdir: Path | None = None, log: Log | None = None) -> Index:
     log = log or (lambda _msg: None)
@@ -135,6 +149,12 @@ def grok(source: Source, env: Environment, store: Store, *, timeout: float = 180
         log("running the test suite under coverage to map tests to functions")
         start = time.perf_counter()
         tmap = run_test_map(source.root, env.python, source.import_roots, timeout=timeout, workdir=workdir)
+        if not tmap.tests and not tmap.outcome.timed_out:
+            targets = fallback_test_files(load_index(store, source.key).files)
+            if targets:
+                log(f"pytest's own configuration collected no tests; trying {len(targets)} test-like files directly")
+                tmap = run_test_map(source.root, env.python, source.import_roots, timeout=timeout,
+                                    workdir=workdir, targets=targets)
         seconds = time.perf_counter() - start
         passed = sum(1 for o, _ in tmap.tests.values() if o == "passed")
         if not tmap.tests:

@@ -50,8 +50,9 @@ def _rcfile(dest: Path, data_file: Path, sources: list[str]) -> Path:
 
 
 def run_test_map(root: Path, python: Path, import_roots: tuple[str, ...], *, timeout: float = 1800.0,
-                 sandbox: Sandbox | None = None, workdir: Path | None = None) -> TestMap:
-    """Run the whole suite once under coverage on a private copy of ``root``."""
+                 sandbox: Sandbox | None = None, workdir: Path | None = None,
+                 targets: tuple[str, ...] = ()) -> TestMap:
+    """Run the whole suite (or only ``targets``) once under coverage on a private copy of ``root``."""
     sandbox = sandbox or LocalSandbox()
     tmp = Path(tempfile.mkdtemp(prefix="regrow-testmap-", dir=workdir))
     try:
@@ -60,7 +61,7 @@ def run_test_map(root: Path, python: Path, import_roots: tuple[str, ...], *, tim
         sources = [str(copy / r) if r not in (".", "") else str(copy) for r in import_roots]
         rc = _rcfile(tmp, data_file, sources)
         job = Job(cwd=copy, python=python, pythonpath=tuple(sources), timeout=timeout, coverage_rc=rc,
-                  memory_mb=8192)
+                  memory_mb=8192, test_ids=targets)
         outcome = sandbox.run(job)
         tests = {tid: (o.outcome, o.duration) for tid, o in outcome.results.items()}
         lines: dict[str, dict[int, frozenset[str]]] = {}

@@ -1,0 +1,50 @@
+"""The CLI, run as a user runs it: a real subprocess, exit codes and printed text."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import regrow
+
+
+def regrow_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    src = str(Path(regrow.__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "regrow", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_a_missing_source_prints_one_error_line_and_exits_2(tmp_path):
+    res = regrow_cli("run", str(tmp_path / "nowhere"), "--solver", "oracle", "--home", str(tmp_path / "h"), cwd=tmp_path)
+    assert res.returncode == 2
+    assert "error:" in res.stderr and "no such directory" in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+
+
+def test_an_unknown_solver_is_a_clear_error(tmp_path, calc_repo):
+    res = regrow_cli("run", str(calc_repo), "--solver", "bogus", "--python", sys.executable,
+                     "--home", str(tmp_path / "h"), cwd=tmp_path)
+    assert res.returncode == 2 and "unknown solver 'bogus'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_run_then_report_and_compare_as_json(tmp_path, calc_repo):
+    home = str(tmp_path / "h")
+    common = ["--python", sys.executable, "--home", home, "--json", "--tasks", "3"]
+    a = json.loads(regrow_cli("run", str(calc_repo), "--solver", "oracle", *common, cwd=tmp_path).stdout)
+    b = json.loads(regrow_cli("run", str(calc_repo), "--solver", "null", *common, cwd=tmp_path).stdout)
+    assert a["pass_at"] == {"1": 1.0} and b["pass_at"] == {"1": 0.0}
+    rep = json.loads(regrow_cli("report", a["run_id"], "--home", home, "--json", cwd=tmp_path).stdout)
+    assert rep["run_id"] == a["run_id"] and rep["chosen"] == 3
+    both = json.loads(regrow_cli("compare", a["run_id"], b["run_id"], "--home", home, "--json", cwd=tmp_path).stdout)
+    assert [r["solver"] for r in both] == ["oracle", "null"]
+    table = regrow_cli("compare", a["run_id"], b["run_id"], "--home", home, cwd=tmp_path)
+    assert table.returncode == 0 and "pass@1" in table.stdout and "100.0%" in table.stdout
+    missing = regrow_cli("report", "no-such-run", "--home", home, cwd=tmp_path)
+    assert missing.returncode == 2 and "no run 'no-such-run'" in missing.stderr

@@ -1,0 +1,31 @@
+"""Real packages from the index, downloaded once per test session: oracle solves every valid
+task, null solves none, and every function is accounted for."""
+
+from __future__ import annotations
+
+import pytest
+
+from regrow.config import RunConfig
+from regrow.report import build_report
+from regrow.runner import open_store, run
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def shared_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("real-home")
+
+
+@pytest.mark.parametrize("spec, min_valid", [("pypi:inflection==0.5.1", 6)])
+def test_oracle_solves_every_valid_task_and_null_none_on_a_real_package(shared_home, spec, min_valid):
+    config = RunConfig(home=shared_home, solver="oracle", workers=2)
+    store = open_store(config)
+    oracle = build_report(store, run(spec, config))
+    null = build_report(store, run(spec, config.model_copy(update={"solver": "null"})))
+    assert oracle.tasks["valid"] >= min_valid
+    assert oracle.chosen == oracle.tasks["valid"] == oracle.solved_tasks
+    assert oracle.pass_at[1] == 1.0 and null.pass_at[1] == 0.0
+    # Most covered non-trivial functions become valid tasks; the rest have reasons.
+    assert oracle.tasks["valid"] >= 0.8 * oracle.tasks["hollowed"]
+    assert sum(oracle.tasks["by_status"].values()) == oracle.tasks["functions"]
