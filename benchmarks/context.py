@@ -33,6 +33,7 @@ from pathlib import Path
 
 from regrow.config import resolve_config
 from regrow.context import ContextEngine, build_context
+from regrow.errors import RegrowError
 from regrow.graph import is_test_definition
 from regrow.grok import grok_static_part
 from regrow.hollow import HollowConfig, eligibility
@@ -136,7 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", default="/tmp/regrow-bench")
     args = ap.parse_args(argv)
     tok = get_tokenizer(args.tokenizer)
-    rows = [quality(s, args, tok) for s in args.specs]
+    rows = []
+    for spec in args.specs:
+        try:
+            rows.append(quality(spec, args, tok))
+        except RegrowError as exc:  # e.g. an sdist without its tests
+            print(f"skipping {spec}: {str(exc).splitlines()[0]}", file=sys.stderr)
     if rows:
         cols = ["source", "targets", "gold"] + [f"{k}@{b}" for k in ("edr", "tests", "noise") for b in BUDGETS]
         print(f"\nquality (task mode, tokenizer {tok.name}; budgets in tokens)")

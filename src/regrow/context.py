@@ -630,7 +630,7 @@ def _caller_candidates(engine: ContextEngine, target: Symbol, hidden: tuple[str,
         test = is_test_definition(d)
         prior = PRIOR_CALLER * (0.6 if test else 1.0) / (1 + 0.3 * len(out))
         out.append(_Candidate(e.src, "caller", prior, f"{_short(e.src)} {verb} the target on line {e.line}",
-                              d.path, lo, forms, ()))
+                              d.path, lo, forms, (), (e.src,) if len(forms) > 1 else ()))
     return out
 
 
@@ -698,8 +698,11 @@ def build_context(engine: ContextEngine, target: str, *, budget: int, tokenizer:
     hidden = (target,) if mode == "task" else ()
     tests = list(engine.index.covering(target))
     cands = _facts_candidates(engine, sym)
-    cands += _definition_candidates(engine, sym, mode, hidden or (target,), tests)
-    cands += _caller_candidates(engine, sym, hidden, tests)
+    callers = _caller_candidates(engine, sym, hidden, tests)
+    shown_as_caller = {c.subject for c in callers}
+    cands += [c for c in _definition_candidates(engine, sym, mode, hidden or (target,), tests)
+              if c.subject not in shown_as_caller]
+    cands += callers
     cands += _test_candidates(engine, sym, tests)
     if mode == "oracle":
         cands.append(_oracle_candidate(engine, sym))
@@ -780,3 +783,22 @@ def context_for_task(task, *, store: Store, source_key: str, root: Path | str, b
     """Markdown context for a hollowed task, in task mode (what a solver may see)."""
     engine = engine_for(store, source_key, Path(root))
     return build_context(engine, task.task_id, budget=budget, tokenizer=tokenizer, mode="task").render("md")
+
+
+def load_engine(spec: str, config, hooks=None) -> ContextEngine:
+    """Resolve and grok a source (cached) and load its context engine: what `regrow context` does."""
+    from .runner import Hooks, prepare
+
+    prep = prepare(spec, config, hooks or Hooks(), validate=False)
+    return ContextEngine.load(prep.store, prep.source.key, prep.source.root, prep.index)
+
+
+def resolve_symbol(engine: ContextEngine, name: str) -> str:
+    """A function's qualname from a qualname or an unambiguous tail (``Class.meth``, ``func``)."""
+    if name in engine.index.symbols:
+        return name
+    tails = sorted(q for q in engine.index.symbols if q.endswith((":" + name, "." + name)))
+    if len(tails) == 1:
+        return tails[0]
+    hint = tails[:8] or engine.find(name, limit=8)
+    raise RegrowError(f"no single function named {name!r}" + (f"; candidates: {', '.join(hint)}" if hint else ""))

@@ -291,10 +291,10 @@ class _Extractor:
                         return None
                     attr_type = self.attr_types.get(scope.class_path, {}).get(rest[0])
                     if attr_type and len(rest) > 1:
-                        return _join(attr_type, rest[1:])
+                        return "?" + _join(attr_type, rest[1:])
                     return f"!{scope.class_path}#{'.'.join(rest)}"  # a member of the class, or nothing
                 if head in scope.types:
-                    return _join(scope.types[head], rest) if rest else None
+                    return "?" + _join(scope.types[head], rest) if rest else None
                 if head in scope.names:
                     return None
             elif scope.kind == "class" and scope is innermost and head in scope.names:
@@ -565,6 +565,8 @@ class NameTable:
     def _resolve(self, path: str, min_depth: int, depth: int) -> str | None:
         if depth > 12:
             return None
+        if path.startswith("?"):  # through an inferred type: every attribute must resolve
+            return self._resolve(path[1:], -1, depth + 1)
         if path.startswith("!"):  # "!mod:Class#attr.attr": a member of the class (or of a base)
             cls_path, _, rest = path[1:].partition("#")
             cls = self._resolve(cls_path, 0, depth + 1)
@@ -593,6 +595,8 @@ class NameTable:
             current, resolved = nxt, resolved + 1
             if current in self.defs and self.defs[current].kind != "class":
                 break  # attributes of a function or constant are not followed
+        if min_depth < 0:  # strict
+            return current if resolved == len(parts) else None
         return current if resolved >= min_depth else None
 
     def _member(self, container: str, name: str, depth: int, seen: frozenset = frozenset()) -> str | None:

@@ -1,0 +1,144 @@
+"""The symbol graph: names resolved the way Python resolves them, stored, re-read per file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from _repos import make_repo
+
+from regrow.graph import build, extract, extract_all, load_graph
+from regrow.grok import grok_static_part
+from regrow.source import resolve_source
+from regrow.store import Store
+
+FILES = {
+    "pkg/__init__.py": """
+        from .core import Engine, run
+        from .util import *
+    """,
+    "pkg/util.py": """
+        import os.path as osp
+
+        LIMIT = 64
+
+
+        def clamp(n):
+            return min(n, LIMIT)
+
+
+        def helper(x):
+            return osp.join(x, "y")
+    """,
+    "pkg/base.py": """
+        class Base:
+            kind = "base"
+
+            def setup(self):
+                return self.kind
+
+            @classmethod
+            def make(cls):
+                return cls()
+    """,
+    "pkg/core.py": """
+        from typing import Optional
+
+        from . import util
+        from .base import Base
+        from pkg.util import clamp as limit
+
+
+        class Store:
+            def put(self, x):
+                return x
+
+
+        class Engine(Base):
+            store: Store
+
+            def __init__(self, store: Optional[Store] = None):
+                self.store = store or Store()
+                self.cache = Store()
+
+            def start(self, n: int) -> "Engine":
+                self.setup()
+                super().setup()
+                self.cache.put(limit(n))
+
+                def inner():
+                    return util.helper("a")
+
+                return inner()
+
+
+        def run(engine: Engine):
+            Engine.make()
+            e = Engine()
+            return e.start(util.LIMIT)
+    """,
+}
+
+
+def _graph(tmp_path: Path):
+    root = make_repo(tmp_path / "repo", FILES)
+    modules = {p: p[:-3].replace("/", ".").removesuffix(".__init__") for p in FILES}
+    return build(extract_all(root, modules))
+
+
+def test_uses_follow_imports_self_super_annotations_and_attribute_types(tmp_path):
+    g = _graph(tmp_path)
+    uses = g.uses("pkg.core:Engine.start")
+    assert set(uses) == {"pkg.base:Base.setup", "pkg.core:Store.put", "pkg.util:clamp", "pkg.util:helper"}
+    assert uses["pkg.util:clamp"] == 23  # the line of the call, in the file as written
+    # an annotated parameter names its class; a variable assigned from a class method too
+    assert set(g.uses("pkg.core:run")) == {"pkg.core:Engine", "pkg.base:Base.make", "pkg.core:Engine.start",
+                                           "pkg.util:LIMIT"}
+
+
+def test_signature_inheritance_and_constants_are_their_own_edges(tmp_path):
+    g = _graph(tmp_path)
+    kinds = {(e.dst, e.kind) for e in g.out_edges("pkg.core:Engine.__init__")}
+    assert ("pkg.core:Store", "signature") in kinds  # Optional[Store] in the header
+    assert ("pkg.core:Store", "call") in kinds
+    assert ("pkg.base:Base", "inherit") in {(e.dst, e.kind) for e in g.out_edges("pkg.core:Engine")}
+    assert "pkg.util:LIMIT" in g.uses("pkg.util:clamp")
+    assert g.defs["pkg.base:Base.kind"].kind == "attribute"
+    assert "pkg.base:Base.kind" in g.uses("pkg.base:Base.setup")
+
+
+def test_callers_are_the_reverse_edges(tmp_path):
+    g = _graph(tmp_path)
+    assert [e.src for e in g.callers("pkg.core:Engine.start")] == ["pkg.core:run"]
+
+
+def test_unresolvable_names_are_dropped_not_guessed():
+    facts = extract("import os\n\ndef f(x):\n    y = x.anything()\n    return os.getcwd() + len(y)\n",
+                    "m.py", "m")
+    assert build({"m.py": facts}).uses("m:f") == {}
+
+
+def test_a_file_that_does_not_parse_has_no_facts():
+    assert extract("def broken(:\n", "m.py", "m").error.startswith("syntax-error")
+
+
+def test_grok_stores_the_graph_and_rereads_only_the_changed_file(tmp_path):
+    root = make_repo(tmp_path / "repo", FILES)
+    store = Store(tmp_path / "home" / "regrow.sqlite")
+    first = resolve_source(str(root), home=tmp_path / "home")
+    grok_static_part(store, first)
+    before = load_graph(store, first.key)
+    assert "pkg.util:helper" in before.uses("pkg.core:Engine.start")
+
+    (root / "pkg" / "util.py").write_text((root / "pkg" / "util.py").read_text().replace(
+        'return osp.join(x, "y")', "return clamp(len(x))"))
+    second = resolve_source(str(root), home=tmp_path / "home")
+    assert second.key != first.key
+    grok_static_part(store, second)
+    facts = store.one("SELECT facts FROM sources WHERE source_key=?", (second.key,))[0]
+    assert '"static_changed_files": 1' in facts
+    after = load_graph(store, second.key)
+    assert "pkg.util:clamp" in after.uses("pkg.util:helper")
+    assert after.uses("pkg.core:Engine.start") == before.uses("pkg.core:Engine.start")
+    full = build(extract_all(root, {p: p[:-3].replace("/", ".").removesuffix(".__init__") for p in FILES}))
+    assert sorted((e.src, e.dst, e.kind, e.line) for e in after.edges) == \
+        sorted((e.src, e.dst, e.kind, e.line) for e in full.edges)
