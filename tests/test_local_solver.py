@@ -158,3 +158,45 @@ def test_the_solver_registry_builds_it_from_a_spec():
     assert isinstance(solver, LocalSolver)
     assert solver.options.max_tokens == 8 and solver.options.n_ctx == 4096  # the local default
     assert "smollm2" in repr(solver)
+
+
+def build_tiny_hf_model(folder):
+    """A Hugging Face model folder made here, from nothing: a 300-token byte-level BPE trained
+    on three strings, with a chat template, and a one-layer Llama with random weights."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<pad>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(["def f(x):\n    return x + 1\n", "Write the body.", "```python\n```"] * 20, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
+                                   bos_token="<s>", eos_token="</s>")
+    fast.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</s>{% endfor %}"
+                          "{% if add_generation_prompt %}<assistant>{% endif %}")
+    fast.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
+                         bos_token_id=2, eos_token_id=3, pad_token_id=1)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_hugging_face_folder_runs_with_transformers(tmp_path):
+    folder = build_tiny_hf_model(tmp_path / "tiny-llama")
+    solver = LocalSolver(path=str(folder), options=SolverOptions(max_tokens=6, stop=("zz",)))
+    completions = solver.propose(SolveRequest(task=TINY, n=2))
+    assert len(completions) == 2
+    for c in completions:
+        assert c.tokens_out > 0 and c.tokens_in > 50 and isinstance(c.text, str)
+        assert c.meta["backend"] == "transformers" and c.meta["tokenizer"] == "hf:tiny-llama"
+    assert solver.model().n_ctx == 2048  # capped by the model's max_position_embeddings
+    base = LocalSolver(path=str(folder), options=SolverOptions(max_tokens=4, mode="completion", temperature=0.0))
+    [c] = base.propose(SolveRequest(task=TINY))
+    assert c.tokens_out > 0 and c.meta["mode"] == "completion"

@@ -153,7 +153,7 @@ class _HFModel:
             raise SolverError(f"transformers could not load {path}: {exc}") from exc
         self.model.eval()
         self.torch = torch
-        self.n_ctx = min(options.n_ctx, getattr(self.model.config, "max_position_embeddings", options.n_ctx))
+        self.n_ctx = min(options.n_ctx, getattr(self.model.config, "max_position_embeddings", None) or options.n_ctx)
         self.tokenizer = HFTokenizer(self.tok, f"hf:{path.name}")
 
     def _generate(self, ids, *, seed: int, options: SolverOptions, max_tokens: int, stop: list[str]):
@@ -227,7 +227,7 @@ class LocalSolver:
             used = (model.tokenizer.count(prompt) if completion_mode
                     else sum(model.tokenizer.count(m["content"]) + _PROMPT_MARGIN for m in prompt))
         max_tokens = min(opts.max_tokens, model.n_ctx - used - _PROMPT_MARGIN)
-        if max_tokens < 16:
+        if max_tokens < min(opts.max_tokens, 16):
             raise SolverError(f"the prompt for {task.task_id} takes about {used} of the model's {model.n_ctx} "
                               "context tokens; raise n_ctx or lower file_budget / context_budget")
         stop = list(opts.stop) + (completion_stops(task) if completion_mode else [])
