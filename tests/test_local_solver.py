@@ -49,6 +49,8 @@ def test_smollm2_generates_real_tokens_for_a_tiny_task(smollm2):
     assert meta["backend"] == "llama.cpp" and meta["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert meta["tokenizer"] == "gguf:SmolLM2-135M-Instruct.Q4_1.gguf"
     assert meta["tokens_per_second"] > 0 and meta["load_seconds"] > 0 and meta["seed"] == 3
+    # llama.cpp's own timers split the call into prompt evaluation and generation
+    assert meta["generation_tokens_per_second"] > 0 and 0 < meta["prompt_eval_tokens"] <= completion.tokens_in
 
 
 @pytest.mark.model

@@ -17,6 +17,7 @@ import hashlib
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, SolverError
@@ -93,6 +94,17 @@ def _quiet_llama():
         llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
 
 
+@dataclass(frozen=True, slots=True)
+class _Generated:
+    """One generation, as the model runtime reported it."""
+
+    text: str
+    tokens_in: int
+    tokens_out: int
+    finish_reason: str
+    perf: dict  # runtime timings, when the runtime exposes them
+
+
 class _GGUFModel:
     """A llama.cpp model with its chat template."""
 
@@ -114,24 +126,51 @@ class _GGUFModel:
         self.tokenizer: Tokenizer = LlamaTokenizer(self.llama, f"gguf:{path.name}")
 
     def chat(self, messages: list[dict], *, seed: int, options: SolverOptions, max_tokens: int,
-             stop: list[str]) -> tuple[str, int, int, str]:
+             stop: list[str]) -> _Generated:
+        self._perf_reset()
         out = self.llama.create_chat_completion(
             messages=messages, temperature=options.temperature, top_p=options.top_p or 0.95,
             max_tokens=max_tokens, stop=stop or None, seed=seed)
         choice = out["choices"][0]
-        usage = out.get("usage") or {}
-        return (choice["message"].get("content") or "", usage.get("prompt_tokens", 0),
-                usage.get("completion_tokens", 0), choice.get("finish_reason") or "")
+        return self._generated(choice["message"].get("content") or "", choice, out)
 
     def complete(self, prompt: str, *, seed: int, options: SolverOptions, max_tokens: int,
-                 stop: list[str]) -> tuple[str, int, int, str]:
+                 stop: list[str]) -> _Generated:
+        self._perf_reset()
         out = self.llama.create_completion(
             prompt=prompt, temperature=options.temperature, top_p=options.top_p or 0.95,
             max_tokens=max_tokens, stop=stop or None, seed=seed)
         choice = out["choices"][0]
+        return self._generated(choice.get("text") or "", choice, out)
+
+    def _generated(self, text: str, choice: dict, out: dict) -> _Generated:
         usage = out.get("usage") or {}
-        return (choice.get("text") or "", usage.get("prompt_tokens", 0),
-                usage.get("completion_tokens", 0), choice.get("finish_reason") or "")
+        return _Generated(text, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
+                          choice.get("finish_reason") or "", self._perf())
+
+    # llama.cpp's own timers split a call into prompt evaluation and generation. They sit
+    # behind a private attribute of llama-cpp-python, so their absence only costs the split.
+    def _perf_reset(self) -> None:
+        import llama_cpp
+
+        ctx = getattr(getattr(self.llama, "_ctx", None), "ctx", None)
+        if ctx is not None and hasattr(llama_cpp, "llama_perf_context_reset"):
+            llama_cpp.llama_perf_context_reset(ctx)
+
+    def _perf(self) -> dict:
+        import llama_cpp
+
+        ctx = getattr(getattr(self.llama, "_ctx", None), "ctx", None)
+        if ctx is None or not hasattr(llama_cpp, "llama_perf_context"):
+            return {}
+        data = llama_cpp.llama_perf_context(ctx)
+        perf = {"prompt_eval_tokens": int(data.n_p_eval), "prompt_eval_seconds": round(data.t_p_eval_ms / 1000, 4),
+                "generation_seconds": round(data.t_eval_ms / 1000, 4)}
+        if data.t_eval_ms > 0:
+            perf["generation_tokens_per_second"] = round(data.n_eval / (data.t_eval_ms / 1000), 2)
+        if data.t_p_eval_ms > 0:
+            perf["prompt_tokens_per_second"] = round(data.n_p_eval / (data.t_p_eval_ms / 1000), 2)
+        return perf
 
 
 class _HFModel:
@@ -169,7 +208,8 @@ class _HFModel:
             out = self.model.generate(ids, attention_mask=self.torch.ones_like(ids), **kwargs)
         new = out[0, ids.shape[-1]:]
         finish = "length" if len(new) >= max_tokens else "stop"
-        return self.tok.decode(new, skip_special_tokens=True), int(ids.shape[-1]), int(len(new)), finish
+        return _Generated(self.tok.decode(new, skip_special_tokens=True), int(ids.shape[-1]), int(len(new)),
+                          finish, {})
 
     def chat(self, messages, *, seed, options, max_tokens, stop):
         if getattr(self.tok, "chat_template", None):
@@ -235,21 +275,20 @@ class LocalSolver:
         out = []
         for i in range(request.n):
             seed = base + request.sample + i
-            started = time.perf_counter()
-            with self._run_lock:
+            with self._run_lock:  # latency counts the model's time, not the wait for the lock
+                started = time.perf_counter()
                 call = model.complete if completion_mode else model.chat
-                text, tokens_in, tokens_out, finish = call(prompt, seed=seed, options=opts,
-                                                           max_tokens=max_tokens, stop=stop)
-            latency = time.perf_counter() - started
+                gen = call(prompt, seed=seed, options=opts, max_tokens=max_tokens, stop=stop)
+                latency = time.perf_counter() - started
             meta = {
                 "backend": model.backend, "model": self.model_path.name, "tokenizer": model.tokenizer.name,
-                "seed": seed, "finish_reason": finish, "mode": opts.mode,
-                "tokens_per_second": round(tokens_out / latency, 2) if latency > 0 else 0.0,
-                "load_seconds": round(self.load_seconds or 0.0, 3), "history_dropped": dropped,
+                "seed": seed, "finish_reason": gen.finish_reason, "mode": opts.mode,
+                "tokens_per_second": round(gen.tokens_out / latency, 2) if latency > 0 else 0.0,
+                "load_seconds": round(self.load_seconds or 0.0, 3), "history_dropped": dropped, **gen.perf,
             }
-            out.append(Completion(text=text, body=continuation_body(text, task) if completion_mode else None,
-                                  tokens_in=tokens_in, tokens_out=tokens_out, latency=latency,
-                                  cost=opts.prices.cost(tokens_in, tokens_out) if opts.prices else 0.0,
+            out.append(Completion(text=gen.text, body=continuation_body(gen.text, task) if completion_mode else None,
+                                  tokens_in=gen.tokens_in, tokens_out=gen.tokens_out, latency=latency,
+                                  cost=opts.prices.cost(gen.tokens_in, gen.tokens_out) if opts.prices else 0.0,
                                   meta=meta))
         return out
 
