@@ -168,12 +168,14 @@ def test_a_pack_is_never_over_budget_and_counts_its_render_exactly(shop):
 
 def test_signatures_come_before_bodies_when_the_budget_is_tight(shop):
     _, _, engine = shop
-    tight = build_context(engine, "shop.cart:Cart.total", budget=250, tokenizer="smollm2")
-    roomy = build_context(engine, "shop.cart:Cart.total", budget=4000, tokenizer="smollm2")
     code = lambda p: [i for i in p.items if i.form != "facts" and i.channel not in ("test", "caller")]  # noqa: E731
-    assert code(tight) and all(i.form == "signature" for i in code(tight))
+    roomy = build_context(engine, "shop.cart:Cart.total", budget=4000, tokenizer="smollm2")
+    best = sorted(code(roomy), key=lambda i: -i.score)[:4]
     assert any(i.form == "body" for i in code(roomy))
-    assert set(i.subject for i in code(tight)) <= set(i.subject for i in code(roomy))
+    tight = build_context(engine, "shop.cart:Cart.total", budget=230, tokenizer="smollm2")
+    shown = {i.subject: i.form for i in code(tight)}
+    assert {i.subject for i in best} <= set(shown)  # the four best, at least as signatures
+    assert list(shown.values()).count("signature") >= list(shown.values()).count("body")
 
 
 def test_runtime_facts_at_the_boundary_enter_the_pack_with_their_sentence(shop):

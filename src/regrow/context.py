@@ -67,7 +67,6 @@ PRIOR_GIT = 0.45
 PRIOR_TEST = 1.3  # first covering test; later ones decay
 PRIOR_CALLER = 0.9  # first caller; later ones decay
 MAX_CANDIDATES = 400
-SUBGRAPH_NODES = 3000
 TEST_LINES = 40  # a longer test body is cut after this many lines
 CALLER_WINDOW = 3  # lines around a call site
 
@@ -156,9 +155,15 @@ class _Candidate:
     breadcrumb: str
     path: str
     line: int
-    forms: list[tuple[str, str]]  # [(form, text)], the smallest first
+    forms: list[tuple[str, str]] | None  # [(form, text)], the smallest first; None until needed
     covers: tuple[str, ...]
     body_covers: tuple[str, ...] = ()
+    build: object = None  # fills breadcrumb, forms and body_covers when the packer gets to it
+
+    def ready(self) -> "_Candidate":
+        if self.forms is None:
+            self.build(self)
+        return self
 
 
 @dataclass
@@ -175,7 +180,50 @@ class ContextEngine:
     _texts: dict = field(default_factory=dict)
     _nx: nx.DiGraph | None = None
     _bm25: tuple | None = None
-    _module_users: dict | None = None
+    _matrix: tuple | None = None
+    _spans: dict = field(default_factory=dict)
+    _tests: dict = field(default_factory=dict)  # qualname -> is test code
+    _names: dict | None = None  # last name -> qualnames
+    _counts: dict = field(default_factory=dict)  # (tokenizer, text) -> tokens
+
+    def count(self, tok: Tokenizer, text: str) -> int:
+        """Token count, remembered across queries (a warm engine counts each text once)."""
+        key = (tok.name, text)
+        n = self._counts.get(key)
+        if n is None:
+            if len(self._counts) > 200_000:
+                self._counts.clear()
+            n = self._counts[key] = tok.count(text)
+        return n
+
+    def is_test(self, qualname: str) -> bool:
+        hit = self._tests.get(qualname)
+        if hit is None:
+            hit = self._tests[qualname] = is_test_definition(self.graph.defs[qualname])
+        return hit
+
+    def names(self) -> dict[str, list[str]]:
+        if self._names is None:
+            out: dict[str, list[str]] = {}
+            for q in sorted(self.graph.defs):
+                out.setdefault(q.rsplit(".", 1)[-1].rsplit(":", 1)[-1], []).append(q)
+            self._names = out
+        return self._names
+
+    def matrix(self):
+        """(nodes, index, row-stochastic transition matrix, dangling mask) of `nx_graph`, built once."""
+        if self._matrix is None:
+            import numpy as np
+            import scipy.sparse as sp
+
+            g = self.nx_graph()
+            nodes = list(g.nodes)
+            a = nx.to_scipy_sparse_array(g, nodelist=nodes, weight="weight", format="csr", dtype=float)
+            out = np.asarray(a.sum(axis=1)).ravel()
+            inv = np.divide(1.0, out, out=np.zeros_like(out), where=out > 0)
+            p = sp.csr_array(sp.diags(inv) @ a)
+            self._matrix = (nodes, {n: i for i, n in enumerate(nodes)}, p, out == 0)
+        return self._matrix
 
     @classmethod
     def load(cls, store: Store, source_key: str, root: Path, index: Index | None = None) -> "ContextEngine":
@@ -194,6 +242,11 @@ class ContextEngine:
 
     def span(self, d: Definition) -> tuple[int, int]:
         """(first line, last line) of a definition; classes and constants by indentation."""
+        if d.qualname not in self._spans:
+            self._spans[d.qualname] = self._span(d)
+        return self._spans[d.qualname]
+
+    def _span(self, d: Definition) -> tuple[int, int]:
         sym = self.index.symbols.get(d.qualname)
         if sym is not None:
             return sym.start, sym.end
@@ -316,9 +369,12 @@ def _class_outline(engine: ContextEngine, d: Definition, hidden: tuple[str, ...]
     sym_doc = None
     lines = engine.lines(d.path)
     start, end = engine.span(d)
-    doc_line = next((n for n in range(start, min(end, start + 40) + 1) if lines[n - 1].strip().startswith(('"""', "'''"))), None)
-    if doc_line:
-        sym_doc = lines[doc_line - 1].strip().strip("\"'").strip()
+    after = start + len(head.splitlines())  # the first line after the class header
+    while after <= end and not lines[after - 1].strip():
+        after += 1
+    first = lines[after - 1].strip() if after <= end else ""
+    if first.startswith(('"' * 3, "'" * 3, 'r"""')):
+        sym_doc = first.lstrip("r").strip("\"'").strip()
     if sym_doc:
         parts.append(f'    """{sym_doc}"""')
     for member in engine.graph.members(d.qualname):
@@ -371,7 +427,7 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
 
     def f(q: str) -> _Features | None:
         d = g.defs.get(q)
-        if d is None or q == target.qualname or _is_hidden(q, hidden) or is_test_definition(d):
+        if d is None or q == target.qualname or _is_hidden(q, hidden) or engine.is_test(q):
             return None
         return feats.setdefault(q, _Features())
 
@@ -387,10 +443,8 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
             x.add("signature", 1.0, f"named in the target's signature on line {e.line}")
     # Docstring mentions.
     if target.docstring:
-        mentioned = set(_IDENT.findall(target.docstring))
-        module_scope = _module_names(engine, target.module)
-        for name in sorted(mentioned):
-            for q in module_scope.get(name, ()):
+        for name, qs in _mentioned(engine, target.module, target.docstring).items():
+            for q in qs:
                 if (x := f(q)):
                     x.add("docstring", 1.0, f"`{name}` is named in the target's docstring")
     # Class: siblings and inherited members.
@@ -463,9 +517,9 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
                 who = "methods of the class" if target.class_name else "functions of the module"
                 x.add("siblings_use", c / top, f"used by {c} other {who}")
     # Personalized PageRank around the target.
-    for q, value, via in _pagerank(engine, tq, mode, hidden):
+    for q, value, _ in _pagerank(engine, tq, mode, hidden):
         if (x := f(q)):
-            x.add("ppr", value, via)
+            x.add("ppr", value, "")  # the path is worked out only for what is shown
     # Lexical match.
     retriever, subjects = engine.bm25()
     query = words(f"{target.name} {target.signature} {(target.docstring or '').split(chr(10) * 2)[0]}") or ["_"]
@@ -482,24 +536,25 @@ def _short(qualname: str) -> str:
 
 
 def _module_names(engine: ContextEngine, module: str) -> dict[str, list[str]]:
-    """Name -> definitions, as seen from ``module``: its own names, its imports, then every name."""
+    """Name -> definitions, as seen from ``module``: its own names and imports, else a unique-ish name."""
     g = engine.graph
-    out: dict[str, list[str]] = {}
-    for q, d in g.defs.items():
-        out.setdefault(q.rsplit(".", 1)[-1].rsplit(":", 1)[-1], []).append(q)
-    local = {}
-    for q, d in g.defs.items():
-        if d.container == module:
-            local[d.local_name] = [q]
+    local: dict[str, list[str]] = {}
+    for q in g.members(module):
+        local[g.defs[q].local_name] = [q]
     if g.table:
         for alias, syn in g.table.binds.get(module, {}).items():
             q = g.table.resolve(syn)
             if q in g.defs:
                 local[alias] = [q]
-    for name, qs in out.items():
-        if name not in local:
-            local[name] = sorted(qs)[:3] if len(qs) <= 3 else []
     return local
+
+
+def _mentioned(engine: ContextEngine, module: str, text: str) -> dict[str, list[str]]:
+    names = set(_IDENT.findall(text))
+    local = _module_names(engine, module)
+    everywhere = engine.names()
+    return {n: local.get(n) or (everywhere.get(n, []) if len(everywhere.get(n, [])) <= 3 else [])
+            for n in sorted(names)}
 
 
 def _test_qualname(engine: ContextEngine, test_id: str) -> str | None:
@@ -513,63 +568,83 @@ def _test_qualname(engine: ContextEngine, test_id: str) -> str | None:
 
 
 def _pagerank(engine: ContextEngine, tq: str, mode: str, hidden: tuple[str, ...]) -> list[tuple[str, float, str]]:
-    """Personalized PageRank on the target's neighbourhood (at most `SUBGRAPH_NODES` nodes)."""
-    g = engine.nx_graph()
-    if tq not in g:
+    """Personalized PageRank seeded at the target over the whole graph (power iteration on the
+    networkx graph's transition matrix). In task mode the target's body edges (both directions)
+    and everything nested in it are cut first, by correcting the few rows they touch."""
+    import numpy as np
+
+    nodes, index, p, dangling = engine.matrix()
+    if tq not in index:
         return []
-    body_edges = set()
+    g = engine.nx_graph()
+    t = index[tq]
+    cut: set[tuple[str, str]] = set()
     if mode == "task":
-        for src in [tq] + [q for q in engine.graph.defs if _is_hidden(q, hidden)]:
+        inside = [tq, *engine.graph.nested(tq)]
+        for src in inside:
             for e in engine.graph.out_edges(src):
                 if e.kind in USE_KINDS:
-                    body_edges.add((src, e.dst))
-    seen = {tq: None}
-    frontier = [tq]
-    while frontier and len(seen) < SUBGRAPH_NODES:
-        nxt = []
-        for node in frontier:
-            for nb in sorted(set(g.successors(node)) | set(g.predecessors(node))):
-                if nb in seen or (node != tq and _is_hidden(nb, hidden[1:]) and mode == "task"):
-                    continue
-                if mode == "task" and _is_hidden(nb, hidden) and nb != tq:
-                    continue
-                if mode == "task" and (node, nb) in body_edges and (nb, node) not in g.edges:
-                    continue
-                seen[nb] = node
-                nxt.append(nb)
-                if len(seen) >= SUBGRAPH_NODES:
-                    break
-            if len(seen) >= SUBGRAPH_NODES:
-                break
-        frontier = nxt
-    sub = nx.DiGraph()
-    sub.add_nodes_from(seen)
-    for a in seen:
-        for b, data in g[a].items():
-            if b in seen and (a, b) not in body_edges:
-                sub.add_edge(a, b, weight=data["weight"])
-    if mode == "task":
-        # Reverse weights of body edges (callee -> target) would also tell what the body uses.
-        for src, dst in body_edges:
-            if sub.has_edge(dst, src):
-                sub.remove_edge(dst, src)
-    if sub.number_of_edges() == 0:
-        return []
-    ranks = nx.pagerank(sub, alpha=0.85, personalization={tq: 1.0}, weight="weight", tol=1e-8, max_iter=200)
-    cands = [(q, r) for q, r in ranks.items() if q in engine.graph.defs and q != tq]
-    top = max((r for _, r in cands), default=0.0) or 1.0
-    out = []
-    for q, r in sorted(cands, key=lambda kv: (-kv[1], kv[0]))[:MAX_CANDIDATES]:
-        path = _path_back(seen, q)
-        out.append((q, r / top, "graph: " + " → ".join(_short(p) if ":" in p else p for p in path)))
+                    cut.add((src, e.dst))
+                    cut.add((e.dst, src))
+        for n in inside[1:]:
+            if n in g:
+                cut.update((n, b) for b in g.successors(n))
+                cut.update((a, n) for a in g.predecessors(n))
+        cut.update((tq, n) for n in inside[1:])
+    rows: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    for a in sorted({a for a, _ in cut if a in index}):
+        ia = index[a]
+        old_cols = p.indices[p.indptr[ia]: p.indptr[ia + 1]]
+        old_vals = p.data[p.indptr[ia]: p.indptr[ia + 1]]
+        keep = [(index[b], w["weight"]) for b, w in g[a].items() if (a, b) not in cut]
+        total = sum(w for _, w in keep)
+        new_cols = np.array([c for c, _ in keep], dtype=np.int64)
+        new_vals = np.array([w / total for _, w in keep]) if total > 0 else np.zeros(0)
+        rows[ia] = (old_cols, old_vals, new_cols, new_vals)
+    now_dangling = dangling.copy()
+    for ia, (_, _, cols, _) in rows.items():
+        now_dangling[ia] = len(cols) == 0
+    alpha = 0.85
+    x = np.zeros(len(nodes))
+    x[t] = 1.0
+    for _ in range(100):
+        y = alpha * (x @ p)
+        for ia, (oc, ov, nc, nv) in rows.items():
+            if x[ia]:
+                np.subtract.at(y, oc, alpha * x[ia] * ov)
+                np.add.at(y, nc, alpha * x[ia] * nv)
+        y[t] += alpha * x[now_dangling].sum() + (1 - alpha)
+        done = np.abs(y - x).sum() < 1e-10
+        x = y
+        if done:
+            break
+    order = np.argsort(-x, kind="stable")
+    out, top = [], None
+    for i in order[: MAX_CANDIDATES * 2]:
+        q = nodes[int(i)]
+        if x[i] <= 0:
+            break
+        if q == tq or q not in engine.graph.defs:
+            continue
+        top = top or float(x[i])
+        out.append((q, float(x[i]) / top, ""))
+        if len(out) >= MAX_CANDIDATES:
+            break
     return out
 
 
-def _path_back(parents: dict, node: str) -> list[str]:
-    path = [node]
-    while parents.get(path[-1]) is not None:
-        path.append(parents[path[-1]])
-    return list(reversed(path))
+def _graph_path(engine: ContextEngine, tq: str, q: str, hidden: tuple[str, ...]) -> str:
+    """The breadcrumb of a graph-ranked definition: the shortest path from the target, as text."""
+    g = engine.nx_graph()
+    if tq not in g or q not in g:
+        return "graph: near the target"
+    near = sorted(n for n in set(g.successors(tq)) | set(g.predecessors(tq)) if not _is_hidden(n, hidden))
+    if q in near:
+        return f"graph: {_short(tq)} → {_short(q)}"
+    for n in near:
+        if g.has_edge(n, q) or g.has_edge(q, n):
+            return f"graph: {_short(tq)} → {_short(n)} → {_short(q)}"
+    return f"graph: 3+ steps from {_short(tq)}"
 
 
 # --------------------------------------------------------------------------- candidates
@@ -582,22 +657,28 @@ def _definition_candidates(engine: ContextEngine, target: Symbol, mode: str, hid
     out = []
     for q, x in ranked:
         d = engine.graph.defs[q]
-        name, reason = x.best()
-        others = [engine_reason for k, engine_reason in sorted(x.reasons.items()) if k != name][:1]
-        crumb = f"{_short(q)} — {reason}" + (f"; {others[0]}" if others else "")
-        start, end = engine.span(d)
-        sig = _signature_form(engine, d)
-        forms = [("signature", sig)]
-        body_covers: tuple[str, ...] = (q,)
-        if d.kind == "class":
-            outline, body_covers = _class_outline(engine, d, hidden)
-            if outline.strip() != sig.strip():
-                forms.append(("body", outline))
-        elif d.kind in ("function", "method") and not _overlaps(d.path, start, end, target, mode):
-            body = textwrap.dedent("\n".join(engine.lines(d.path)[start - 1: end]))
-            if body.strip() != sig.strip():
-                forms.append(("body", body))
-        out.append(_Candidate(q, _CHANNEL_OF[name], x.score(), crumb, d.path, start, forms, (q,), body_covers))
+        name, _ = x.best()
+
+        def build(c: _Candidate, d: Definition = d, x: _Features = x, name: str = name) -> None:
+            q = d.qualname
+            reason = x.reasons[name] or _graph_path(engine, target.qualname, q, hidden)
+            others = [r for k, r in sorted(x.reasons.items()) if k != name and r and r not in reason][:1]
+            c.breadcrumb = f"{_short(q)} — {reason}" + (f"; {others[0]}" if others else "")
+            start, end = engine.span(d)
+            sig = _signature_form(engine, d)
+            forms = [("signature", sig)]
+            c.body_covers = (q,)
+            if d.kind == "class":
+                outline, c.body_covers = _class_outline(engine, d, hidden)
+                if outline.strip() != sig.strip():
+                    forms.append(("body", outline))
+            elif d.kind in ("function", "method") and not _overlaps(d.path, start, end, target, mode):
+                body = textwrap.dedent("\n".join(engine.lines(d.path)[start - 1: end]))
+                if body.strip() != sig.strip():
+                    forms.append(("body", body))
+            c.forms = forms
+
+        out.append(_Candidate(q, _CHANNEL_OF[name], x.score(), "", d.path, d.line, None, (q,), build=build))
     return out
 
 
@@ -707,49 +788,74 @@ def build_context(engine: ContextEngine, target: str, *, budget: int, tokenizer:
     if mode == "oracle":
         cands.append(_oracle_candidate(engine, sym))
     cands.sort(key=lambda c: (-c.score, c.subject))
-    items = _pack(cands, budget, tok, target, mode)
+    items = _pack(engine, cands, budget, tok, target, mode)
     text = render_markdown(target, mode, items)
     return ContextPack(target, mode, budget, tok.name, tuple(items), tok.count(text))
 
 
-def _pack(cands: list[_Candidate], budget: int, tok: Tokenizer, target: str, mode: str) -> list[ContextItem]:
-    header = tok.count(_header(target, mode))
+def signature_share(budget: int) -> float:
+    """The share of the budget given to signatures before any body: 95% when tight, 50% from 4k."""
+    return min(0.95, max(0.5, 1 - budget / 8000))
+
+
+def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Tokenizer, target: str,
+          mode: str) -> list[ContextItem]:
+    """Signatures in rank order, then bodies in rank order, then trim until the render fits.
+
+    Costs while choosing add up per-chunk counts (remembered by the engine); the render is then
+    counted whole, exactly, and the lowest-ranked items dropped until it fits the budget.
+    """
+    count = lambda text: engine.count(tok, text)  # noqa: E731
+    header = count(_header(target, mode))
     if header >= budget:
         return []
     used = header
-    chosen: dict[str, tuple[_Candidate, int, int]] = {}  # subject -> (candidate, form index, tokens)
+    chosen: dict[str, tuple[_Candidate, int]] = {}  # subject -> (candidate, form index)
     sections: set[str] = set()
-    cost_cache: dict[tuple[str, int], int] = {}
+    section = count("## x\n```python\n") + count(_SECTION_END)
 
     def cost(c: _Candidate, k: int) -> int:
-        key = (c.subject, k)
-        if key not in cost_cache:
-            form, text = c.forms[k]
-            cost_cache[key] = tok.count(_chunk(text, c.breadcrumb, form))
-        return cost_cache[key]
+        """The chunk's tokens, as text + breadcrumb line (both remembered across queries)."""
+        form, text = c.forms[k]
+        return count(text) + (0 if form == "facts" else count(f"# {c.breadcrumb}\n")) + 1
 
-    def section_cost(c: _Candidate) -> int:
-        if c.forms[0][0] == "facts" or c.path in sections:
-            return 0
-        return tok.count(f"## {c.path}\n```python\n") + tok.count(_SECTION_END)
+    def add_signatures(limit: int) -> None:
+        """Signatures (or the only form) in rank order until ``limit`` is crossed (the item that
+        crosses it still goes in if it fits the budget); a miss skips to the next candidate."""
+        nonlocal used
+        misses = 0
+        for c in cands:
+            if used >= limit or budget - used < 12 or misses > 60:
+                break
+            if c.subject in chosen:
+                continue
+            c.ready()
+            need = cost(c, 0) + (0 if c.forms[0][0] == "facts" or c.path in sections else section + len(c.path) // 3)
+            if used + need <= budget:
+                chosen[c.subject] = (c, 0)
+                if c.forms[0][0] != "facts":
+                    sections.add(c.path)
+                used += need
+                misses = 0
+            else:
+                misses += 1
 
-    # 1. signatures (or the only form) in rank order
-    for c in cands:
-        need = cost(c, 0) + section_cost(c)
-        if used + need <= budget:
-            chosen[c.subject] = (c, 0, cost(c, 0))
-            if c.forms[0][0] != "facts":
-                sections.add(c.path)
-            used += need
-    # 2. bodies in rank order, while they fit
+    # 1. signatures first, in rank order, up to a share of the budget that grows as it gets tight
+    add_signatures(header + int((budget - header) * signature_share(budget)))
+    # 2. bodies of those, in rank order, while they fit (a body far too big is not even counted)
     for c in cands:
         if c.subject in chosen and len(c.forms) > 1:
+            if len(c.forms[1][1]) > 6 * (budget - used) + len(c.forms[0][1]):
+                continue
             extra = cost(c, 1) - cost(c, 0)
             if used + extra <= budget:
-                chosen[c.subject] = (c, 1, cost(c, 1))
+                chosen[c.subject] = (c, 1)
                 used += extra
-    order = [s for s in (c.subject for c in cands) if s in chosen]
-    items = [_item(*chosen[s]) for s in order]
+    # 3. more signatures in what is left
+    add_signatures(budget)
+    order = [c.subject for c in cands if c.subject in chosen]
+    items = [_item(c, k, tok.count(_chunk(c.forms[k][1], c.breadcrumb, c.forms[k][0])))
+             for c, k in (chosen[s] for s in order)]
     # 3. the whole render is what counts: trim the lowest-ranked items until it fits.
     while items and tok.count(render_markdown(target, mode, items)) > budget:
         items.pop()
@@ -757,6 +863,7 @@ def _pack(cands: list[_Candidate], budget: int, tok: Tokenizer, target: str, mod
 
 
 def _item(c: _Candidate, k: int, tokens: int) -> ContextItem:
+    """``tokens``: the chunk as rendered; a file section's own lines are not in any item."""
     form, text = c.forms[k]
     covers = c.body_covers if form == "body" and c.body_covers else c.covers
     return ContextItem(subject=c.subject, channel=c.channel, path=c.path, line=c.line, text=text, tokens=tokens,

@@ -29,6 +29,7 @@ reading the others: ``define:<kind>`` (container → definition, line = first li
 from __future__ import annotations
 
 import ast
+import bisect
 import builtins
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -676,6 +677,7 @@ class SymbolGraph:
     table: NameTable | None = None
     _out: dict[str, list[Edge]] | None = None
     _in: dict[str, list[Edge]] | None = None
+    _sorted: list[str] | None = None
 
     def _adjacency(self) -> None:
         out: dict[str, list[Edge]] = {}
@@ -700,7 +702,7 @@ class SymbolGraph:
         found: dict[str, int] = {}
         srcs = [qualname]
         if nested:
-            srcs += [q for q in self.defs if q.startswith(qualname + ".")]
+            srcs += self.nested(qualname)
         inside = tuple(srcs)
         for src in srcs:
             for e in self.out_edges(src):
@@ -712,9 +714,24 @@ class SymbolGraph:
     def callers(self, qualname: str) -> list[Edge]:
         return sorted((e for e in self.in_edges(qualname) if e.kind in USE_KINDS), key=lambda e: (e.src, e.line))
 
+    def nested(self, qualname: str) -> list[str]:
+        """Definitions inside ``qualname`` (members of a class, functions nested in a function)."""
+        if self._sorted is None:
+            self._sorted = sorted(self.defs)
+        prefix = qualname + "."
+        i = bisect.bisect_left(self._sorted, prefix)
+        out = []
+        while i < len(self._sorted) and self._sorted[i].startswith(prefix):
+            out.append(self._sorted[i])
+            i += 1
+        return out
+
     def members(self, container: str) -> list[str]:
-        prefix = container + "."
-        return sorted(q for q in self.defs if q.startswith(prefix) and "." not in q[len(prefix):])
+        """Direct members of a class (or module-level definitions of a module)."""
+        if ":" not in container:
+            return sorted(q for q, d in self.defs.items() if d.container == container)
+        n = len(container) + 1
+        return [q for q in self.nested(container) if "." not in q[n:]]
 
 
 def build(facts: dict[str, FileFacts]) -> SymbolGraph:
