@@ -100,8 +100,8 @@ def test_retry_after_is_honoured_up_to_backoff_max():
 
 
 def test_a_timeout_is_retried():
-    with OpenAIStub([Reply(delay=1.0), Reply(texts=("return 2",))]) as server:
-        [completion] = solver(server, timeout=0.2).propose(SolveRequest(task=ADD))
+    with OpenAIStub([Reply(delay=2.0), Reply(texts=("return 2",))]) as server:
+        [completion] = solver(server, timeout=0.5).propose(SolveRequest(task=ADD))
     assert completion.text == "return 2" and completion.meta["tries"] == 2
 
 

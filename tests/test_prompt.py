@@ -242,3 +242,15 @@ def test_a_continuation_is_cut_where_the_function_ends():
     assert cut_continuation(text, COUNT) == "        for w in words:\n            pass\n        return self.seen"
     assert completion_stops(COUNT)[0] == "\n    def "
     assert len(completion_stops(ADD)) == 4
+
+
+def test_the_window_around_a_method_keeps_its_class_header(vocab):
+    methods = "\n\n".join(f"    def m{i}(self):\n        return {i}" for i in range(150))
+    source = f"class Big:\n    \"\"\"Many methods.\"\"\"\n\n{methods}\n\n    def target(self, x):\n" \
+             f"        \"\"\"Target.\"\"\"\n        return x\n\n{methods.replace('def m', 'def n')}\n"
+    task = make_task(source, "Big.target")
+    view = file_view(task, tokenizer=vocab, budget=250)
+    assert vocab.count(view.text) <= 250
+    assert view.text.startswith("class Big:\n")
+    assert "    def target(self, x):" in view.text and "def m149(self):" in view.text
+    assert "def m0(self)" not in view.text

@@ -130,17 +130,19 @@ def file_view(task: Task, *, tokenizer: Tokenizer | None = None,
         if n not in chosen and spent + cost[n] <= budget:
             chosen.add(n)
             spent += cost[n]
-    above, below = task.symbol.start - 1, task.stub_end + 1
-    while above >= 1 or below <= len(lines):
-        progressed = False
-        for n in (above, below):
-            if 1 <= n <= len(lines) and n not in chosen and spent + cost[n] <= budget:
+    # Grow one contiguous window around the target, a line above and a line below in turn;
+    # a direction stops at the first line that does not fit.
+    edges = {-1: task.symbol.start - 1, 1: task.stub_end + 1}
+    while edges:
+        for step in list(edges):
+            n = edges[step]
+            if not 1 <= n <= len(lines) or (n not in chosen and spent + cost[n] > budget):
+                del edges[step]
+                continue
+            if n not in chosen:
                 chosen.add(n)
                 spent += cost[n]
-                progressed = True
-        if not progressed:
-            break
-        above, below = above - 1, below + 1
+            edges[step] = n + step
     while True:
         text = _render_window(marked, chosen)
         if tok.count(text) <= budget or chosen <= required:
