@@ -79,3 +79,11 @@ def test_eligibility_names_a_reason_for_each_exclusion():
     assert eligibility(syms["inner"], cfg) == "nested function"
     assert eligibility(syms["test_x"], cfg) == "test code"
     assert eligibility(syms["h"], cfg) is None
+
+
+def test_splicing_never_changes_the_inside_of_multiline_strings():
+    src = 'def f():\n    """Doc."""\n    text = """\nkeep\n  as is\n"""\n    return text\n'
+    sym = parse_text(src, "m.py", "m").symbols[0]
+    task = make_task(src, sym, ())
+    assert splice(task, task.reference_body) == src
+    assert 'text = """\nkeep\n  as is\n"""' in splice(task, '        text = """\nkeep\n  as is\n"""\n        return text\n')

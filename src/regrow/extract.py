@@ -28,6 +28,8 @@ import tokenize
 from dataclasses import dataclass
 
 from . import pyast
+from .hollow import splice
+from .indent import cut as _cut, dedent_code as _dedent_code, indent_width as _indent, string_inner_lines as _string_inner_lines
 from .task import Task
 
 # Extraction.kind values.
@@ -101,47 +103,7 @@ def extract_body(text: str, task: Task) -> Extraction:
     raise AssertionError("unreachable")
 
 
-def splice_body(task: Task, body: str) -> str:
-    """``task.hollowed_file`` with the stub replaced by ``body`` indented to ``body_indent``."""
-    lines = task.hollowed_file.splitlines(keepends=True)
-    indented = reindent(body.strip("\n"), task.body_indent) + "\n"
-    return "".join(lines[: task.stub_start - 1]) + indented + "".join(lines[task.stub_end :])
-
-
-def reindent(code: str, indent: str) -> str:
-    """Prefix every code line of ``code`` with ``indent``; blank lines and the inside of
-    multi-line strings are left as they are, so string values do not change."""
-    inner = _string_inner_lines(code)
-    return "\n".join(
-        indent + line if line.strip() and n not in inner else line
-        for n, line in enumerate(code.split("\n"), 1)
-    )
-
-
-def _string_inner_lines(code: str) -> set[int]:
-    """1-based numbers of the lines that begin inside a multi-line string literal."""
-    inner: set[int] = set()
-    kinds = {tokenize.STRING} | ({tokenize.FSTRING_MIDDLE} if hasattr(tokenize, "FSTRING_MIDDLE") else set())
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(code).readline):
-            if tok.type in kinds and tok.end[0] > tok.start[0]:
-                inner.update(range(tok.start[0] + 1, tok.end[0] + 1))
-    except (tokenize.TokenError, SyntaxError):
-        pass
-    return inner
-
-
-def _dedent_code(code: str, width: int | None = None) -> str:
-    """Remove ``width`` columns (default: the first code line's indentation) from each code
-    line, leaving the inside of multi-line strings alone."""
-    lines = code.split("\n")
-    if width is None:
-        width = next((_indent(ln) for ln in lines if ln.strip()), 0)
-    inner = _string_inner_lines(code)
-    return "\n".join(
-        line if n in inner else _cut(line, width)
-        for n, line in enumerate(lines, 1)
-    )
+splice_body = splice  # the hollowed file with a body in place of the stub (see hollow.splice)
 
 
 # --- finding code in the text -------------------------------------------------------------
@@ -457,15 +419,6 @@ def _statements_text(stmts: list[ast.stmt], lines: list[str]) -> str:
         ln if n in inner else _cut(ln, width)
         for n, ln in enumerate(block, 1)
     ).strip("\n")
-
-
-def _cut(line: str, width: int) -> str:
-    """``line`` without ``width`` columns of indentation (or all it has, when less)."""
-    return line[width:] if line.startswith(" " * width) else line.lstrip(" ")
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
 
 
 # --- the target's signature ---------------------------------------------------------------

@@ -7,13 +7,13 @@ stub raises ``NotImplementedError``; a candidate body is later spliced in its pl
 from __future__ import annotations
 
 import ast
-import textwrap
 from dataclasses import dataclass
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from . import pyast
+from .indent import dedent_code, reindent
 from .symbols import Symbol
 from .task import Task
 
@@ -134,13 +134,19 @@ def make_task(source: str, symbol: Symbol, tests: tuple[str, ...], test_seconds:
 
 
 def splice(task: Task, body: str) -> str:
-    """The hollowed file with ``body`` (dedented text) in place of the stub."""
-    text = textwrap.dedent(body.expandtabs(8) if "\t" in body and " " in body else body).rstrip()
-    text = text.lstrip("\n") if not text.strip() else text
-    indented = textwrap.indent(text, task.body_indent, lambda line: line.strip() != "") if text else task.body_indent + "pass"
+    """The hollowed file with ``body`` in place of the stub, re-indented to the body's level.
+
+    Leading blank lines are kept (a reference body may start with one); the inside of
+    multi-line strings is never re-indented, so string values stay as written.
+    """
+    if "\t" in body and "\t" not in task.body_indent:
+        body = body.expandtabs(4)
+    text = dedent_code(body).rstrip()
+    if not text.strip():
+        text = "pass"
     lines = task.hollowed_file.splitlines(keepends=True)
     before, after = lines[: task.stub_start - 1], lines[task.stub_end:]
-    return "".join(before) + indented + "\n" + "".join(after)
+    return "".join(before) + reindent(text, task.body_indent) + "\n" + "".join(after)
 
 
 def function_text(file_text: str, symbol: Symbol) -> str:
