@@ -26,6 +26,7 @@ class SolveRequest:
     history: tuple[Turn, ...] = ()
     messages: tuple[dict, ...] = ()  # chat messages built by the prompt module (models only)
     source_root: str = ""  # read-only path of the pristine source (baselines that read it)
+    context: str | None = None  # the context section for the prompt; None: the solver's own default
 
 
 @dataclass(frozen=True, slots=True)

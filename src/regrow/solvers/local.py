@@ -285,6 +285,7 @@ class LocalSolver:
                 "seed": seed, "finish_reason": gen.finish_reason, "mode": opts.mode,
                 "tokens_per_second": round(gen.tokens_out / latency, 2) if latency > 0 else 0.0,
                 "load_seconds": round(self.load_seconds or 0.0, 3), "history_dropped": dropped, **gen.perf,
+                "prompt": prompt,  # exactly what the model saw: the trajectory records it
             }
             out.append(Completion(text=gen.text, body=continuation_body(gen.text, task) if completion_mode else None,
                                   tokens_in=gen.tokens_in, tokens_out=gen.tokens_out, latency=latency,
@@ -302,8 +303,8 @@ class LocalSolver:
             return (render_messages(messages) if opts.mode == "completion" else messages), 0
         task = request.task
         view = file_view(task, tokenizer=tok, budget=opts.file_budget)
-        context = ""
-        if request.source_root:
+        context = request.context or ""
+        if request.context is None and request.source_root:
             context = default_context(task, request.source_root, budget=opts.context_budget,
                                       tokenizer=tok, shown=view.shown)
         room = model.n_ctx - min(opts.max_tokens, model.n_ctx // 4)

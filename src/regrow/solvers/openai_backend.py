@@ -126,8 +126,8 @@ class OpenAISolver:
             return render_messages(messages) if opts.mode == "completion" else messages
         task = request.task
         tok = self.tokenizer
-        context = ""
-        if request.source_root:
+        context = request.context or ""
+        if request.context is None and request.source_root:
             view = file_view(task, tokenizer=tok, budget=opts.file_budget)
             context = default_context(task, request.source_root, budget=opts.context_budget,
                                       tokenizer=tok, shown=view.shown)
@@ -163,6 +163,7 @@ class OpenAISolver:
                 "tokenizer": self._tokenizer.name if self._tokenizer is not None else "",
                 "usage_estimated": estimated,
                 "tokens_per_second": round(tokens_out / call.latency, 2) if call.latency > 0 else 0.0,
+                "prompt": prompt,  # exactly what was sent: the trajectory records it
             }
             if call.ttft is not None:
                 meta["ttft"] = round(call.ttft, 4)
