@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from _repos import git_init, make_repo
 
+from regrow import runtime_facts
 from regrow.context import ContextEngine, build_context, context_for_task, resolve_symbol
 from regrow.envs import ensure_environment
 from regrow.grok import grok
@@ -172,7 +173,7 @@ def test_signatures_come_before_bodies_when_the_budget_is_tight(shop):
     roomy = build_context(engine, "shop.cart:Cart.total", budget=4000, tokenizer="smollm2")
     best = sorted(code(roomy), key=lambda i: -i.score)[:4]
     assert any(i.form == "body" for i in code(roomy))
-    tight = build_context(engine, "shop.cart:Cart.total", budget=230, tokenizer="smollm2")
+    tight = build_context(engine, "shop.cart:Cart.total", budget=400, tokenizer="smollm2")
     shown = {i.subject: i.form for i in code(tight)}
     assert {i.subject for i in best} <= set(shown)  # the four best, at least as signatures
     assert list(shown.values()).count("signature") >= list(shown.values()).count("body")
@@ -183,7 +184,9 @@ def test_runtime_facts_at_the_boundary_enter_the_pack_with_their_sentence(shop):
     rows = [(source.key, "shop.pricing:with_tax", n, "tests/test_cart.py::test_total", None, None, None,
              json.dumps({"amount": "float"}), "float", json.dumps({"args": {"amount": repr(v)}, "result": repr(v * 1.2)}))
             for n, v in enumerate([1.0, 64.0, 12.5])]
-    with store.write() as w:
+    recorded = store.query("SELECT * FROM calls WHERE source_key=? AND qualname=?", (source.key, "shop.pricing:with_tax"))
+    with store.write() as w:  # replace what grok recorded with rows whose summary we know
+        w.execute("DELETE FROM calls WHERE source_key=? AND qualname=?", (source.key, "shop.pricing:with_tax"))
         w.executemany("INSERT INTO calls VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
     try:
         pack = build_context(engine, "shop.pricing:with_tax", budget=600, tokenizer="smollm2")
@@ -192,7 +195,18 @@ def test_runtime_facts_at_the_boundary_enter_the_pack_with_their_sentence(shop):
         assert "returned always a float in 1.2..76.8" in facts[0].text
     finally:
         with store.write() as w:
-            w.execute("DELETE FROM calls WHERE source_key=?", (source.key,))
+            w.execute("DELETE FROM calls WHERE source_key=? AND qualname=?", (source.key, "shop.pricing:with_tax"))
+            w.executemany("INSERT INTO calls VALUES (?,?,?,?,?,?,?,?,?,?)", [tuple(r) for r in recorded])
+
+
+def test_recorded_calls_of_the_target_become_boundary_facts_without_object_addresses(shop):
+    store, source, engine = shop
+    if not runtime_facts.call_counts(store, source.key):
+        pytest.fail("grok recorded no calls: the runtime channel has nothing to show")
+    pack = build_context(engine, "shop.cart:Cart.total", budget=1000, tokenizer="smollm2")
+    facts = [i for i in pack.items if i.channel == "runtime"]
+    assert facts and "returned always a float in 1.2..18" in facts[0].text
+    assert " at 0x" not in pack.render() and "`self`" not in facts[0].text
 
 
 def test_git_facts_of_the_target_file_are_a_channel(shop):

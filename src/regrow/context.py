@@ -788,14 +788,14 @@ def build_context(engine: ContextEngine, target: str, *, budget: int, tokenizer:
     if mode == "oracle":
         cands.append(_oracle_candidate(engine, sym))
     cands.sort(key=lambda c: (-c.score, c.subject))
-    items = _pack(engine, cands, budget, tok, target, mode)
+    items = _fit(engine, cands, budget, tok, target, mode)
     text = render_markdown(target, mode, items)
     return ContextPack(target, mode, budget, tok.name, tuple(items), tok.count(text))
 
 
 def signature_share(budget: int) -> float:
-    """The share of the budget given to signatures before any body: 95% when tight, 50% from 4k."""
-    return min(0.95, max(0.5, 1 - budget / 8000))
+    """The share of the budget given to signatures before any body: 95% when tight, 2/3 at 4k, 60% from 4.8k."""
+    return min(0.95, max(0.6, 1 - budget / 12000))
 
 
 def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Tokenizer, target: str,
@@ -812,7 +812,7 @@ def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Toke
     used = header
     chosen: dict[str, tuple[_Candidate, int]] = {}  # subject -> (candidate, form index)
     sections: set[str] = set()
-    section = count("## x\n```python\n") + count(_SECTION_END)
+    section_end = count(_SECTION_END) + 1
 
     def cost(c: _Candidate, k: int) -> int:
         """The chunk's tokens, as text + breadcrumb line (both remembered across queries)."""
@@ -830,7 +830,8 @@ def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Toke
             if c.subject in chosen:
                 continue
             c.ready()
-            need = cost(c, 0) + (0 if c.forms[0][0] == "facts" or c.path in sections else section + len(c.path) // 3)
+            new_section = c.forms[0][0] != "facts" and c.path not in sections
+            need = cost(c, 0) + (count(f"## {c.path}\n```python\n") + section_end if new_section else 0)
             if used + need <= budget:
                 chosen[c.subject] = (c, 0)
                 if c.forms[0][0] != "facts":
@@ -856,7 +857,20 @@ def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Toke
     order = [c.subject for c in cands if c.subject in chosen]
     items = [_item(c, k, tok.count(_chunk(c.forms[k][1], c.breadcrumb, c.forms[k][0])))
              for c, k in (chosen[s] for s in order)]
-    # 3. the whole render is what counts: trim the lowest-ranked items until it fits.
+    return items
+
+
+def _fit(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Tokenizer, target: str,
+         mode: str) -> list[ContextItem]:
+    """Pack, then count the whole render: if the estimate was short, pack again with the
+    overshoot taken off (twice at most), then drop the lowest-ranked items until it fits."""
+    room = budget
+    for _ in range(3):
+        items = _pack(engine, cands, room, tok, target, mode)
+        over = tok.count(render_markdown(target, mode, items)) - budget
+        if over <= 0:
+            return items
+        room -= over + 2
     while items and tok.count(render_markdown(target, mode, items)) > budget:
         items.pop()
     return items

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from .store import Store
 
 EXAMPLES = 3
+RECEIVERS = ("self", "cls")  # the method's own object says nothing about its inputs
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _SIZED = (str, bytes, list, tuple, dict, set, frozenset)
 
 
@@ -39,7 +42,8 @@ class ValueSummary:
             self.types[type_name] += 1
         if text is None:
             return
-        if len(self.examples) < EXAMPLES and text not in self.examples and len(text) <= 60:
+        if len(self.examples) < EXAMPLES and text not in self.examples and len(text) <= 60 \
+                and not _ADDRESS.search(text):  # "<X object at 0x7f...>" differs on every run
             self.examples.append(text)
         try:
             value = ast.literal_eval(text)
@@ -139,6 +143,8 @@ def summarize(store: Store, source_key: str, qualname: str) -> RuntimeSummary | 
             types = {}
         arg_reprs, result_repr = _reprs(r["summary"])
         for name in list(types) + [a for a in arg_reprs if a not in types]:
+            if name in RECEIVERS:
+                continue
             params.setdefault(name, ValueSummary()).add(types.get(name), arg_reprs.get(name))
         if r["exception"]:
             exceptions[r["exception"]] += 1
