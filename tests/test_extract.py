@@ -285,3 +285,9 @@ def test_a_long_essay_is_searched_quickly():
     answer = prose + "\n\ndef add(a, b=1, *, scale=1):\n    return a * scale\n\n" + prose
     assert extract_body(answer, ADD).body == "return a * scale"
     assert time.perf_counter() - started < 2.0
+
+
+def test_a_file_with_lambdas_still_finds_the_target():
+    src = "f = lambda x: x + 1\n\n\ndef g(x):\n    y = f(x)\n    return y\n"
+    task = make_task(src, "g")
+    assert extract_body("```python\ndef g(x):\n    return f(x)\n```", task).body == "return f(x)"

@@ -433,7 +433,10 @@ def _target(task: Task) -> _Target:
     if tree is not None:
         file_stmts = frozenset(ast.dump(s) for s in tree.body)
         for parent in ast.walk(tree):
-            for child in getattr(parent, "body", ()):
+            body = getattr(parent, "body", None)
+            if not isinstance(body, list):  # a lambda's body is an expression
+                continue
+            for child in body:
                 if (isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
                         and child.name == sym.name and child.lineno == sym.def_line):
                     node = child
