@@ -64,6 +64,8 @@ class Outcome:
     duration: float
     output_tail: str
     collected: int = 0
+    flags: tuple[str, ...] = ()  # what the run itself showed a candidate tried (see regrow.engine)
+    extra: dict = field(default_factory=dict)
 
 
 class Sandbox(Protocol):
@@ -88,26 +90,35 @@ def _limits(job: Job):
 
 
 def read_results(path: Path) -> tuple[dict, list, bool, int | None, int]:
-    results: dict[str, TestOutcome] = {}
-    collect_errors: list[tuple[str, str]] = []
-    finished, exitstatus, collected = False, None, 0
     try:
         raw = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         raw = ""
+    records = []
     for line in raw.splitlines():
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if not isinstance(rec, dict):
-            continue
+        if isinstance(rec, dict):
+            records.append(rec)
+    return parse_records(records)
+
+
+def parse_records(records: list[dict]) -> tuple[dict, list, bool, int | None, int]:
+    """(results, collect errors, finished, exitstatus, collected) from the plugin's records."""
+    results: dict[str, TestOutcome] = {}
+    collect_errors: list[tuple[str, str]] = []
+    finished, exitstatus, collected = False, None, 0
+    for rec in records:
         if "test" in rec:
+            if str(rec["test"]) in results:
+                continue  # first record wins: a forged later one cannot overturn a failure
             results[str(rec["test"])] = TestOutcome(str(rec["test"]), str(rec.get("outcome", "error")),
                                                     float(rec.get("duration") or 0.0), str(rec.get("message", "")))
         elif "collect_error" in rec:
             collect_errors.append((str(rec["collect_error"]), str(rec.get("message", ""))))
-        elif rec.get("event") == "end":
+        elif rec.get("event") == "end" and not finished:
             finished, exitstatus, collected = True, rec.get("exitstatus"), int(rec.get("collected") or 0)
     return results, collect_errors, finished, exitstatus, collected
 

@@ -19,6 +19,9 @@ MALFORMED = "malformed"
 TIMEOUT = "timeout"
 CRASHED = "crashed"
 
+# Flags that describe a failure without accusing the candidate of anything.
+INFO_FLAGS = frozenset({"session-did-not-finish", "global-state", "monkeypatch", "recursion"})
+
 
 @dataclass(frozen=True, slots=True)
 class TestOutcome:
@@ -53,6 +56,9 @@ class Verdict:
     file_similarity: float | None = None
     file_error: float | None = None
     extra: dict = field(default_factory=dict)
+    # Equivalence outside pytest: recorded calls replayed on the candidate (see regrow.equivalence).
+    eq_cases: int = 0  # stable recorded calls compared
+    eq_matched: int = 0  # of those, calls whose result (and arguments after the call) matched exactly
 
     @property
     def solved(self) -> bool:
@@ -63,6 +69,11 @@ class Verdict:
         return self.tests_passed / self.tests_total if self.tests_total else 0.0
 
     @property
+    def integrity_flags(self) -> tuple[str, ...]:
+        """The flags that withhold the reward (everything but the informational ones)."""
+        return tuple(f for f in self.flags if f not in INFO_FLAGS)
+
+    @property
     def reward(self) -> float:
-        """1.0 when solved, else 0.0. Partial credit is reported, never rewarded."""
-        return 1.0 if self.solved else 0.0
+        """1.0 when solved and no integrity flag was raised, else 0.0. Partial credit is reported, never rewarded."""
+        return 1.0 if self.solved and not self.integrity_flags else 0.0

@@ -1,27 +1,39 @@
 """Verify a candidate body: splice it into a private copy, run only the covering tests.
 
 The parent decides: a task is solved only when every expected test id was reported by the
-plugin, every one passed, and the session reached its end. Skipped, xfailed, errored or
-missing tests count as failures.
+plugin, every one passed, the session reached its end, the injected canary failed, and no
+integrity check raised a flag. Skipped, xfailed, errored or missing tests count as failures.
+
+Trust levels (``VerifyConfig.trust``):
+
+- ``strict`` (default): the warm engine (`regrow.engine`), the static scan (`regrow.hackscan`),
+  and the equivalence check outside pytest (`regrow.equivalence`) when recorded calls exist;
+- ``fast``: the warm engine with its runtime defences (canary, sentinel, audit hook, isolation),
+  no static scan and no equivalence replay;
+- ``subprocess``: a fresh ``python -m pytest`` per candidate (`sandbox.LocalSandbox`) plus the
+  static scan; the slow path kept as a fallback (also used when a warm worker cannot start).
 """
 
 from __future__ import annotations
 
-import ast
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import pyast
-from .hollow import function_text, splice
+from . import hackscan, pyast
+from .engine import Engine, EngineConfig, EngineError
+from .hollow import STUB, function_text, splice
 from .sandbox import Job, LocalSandbox, Outcome, Sandbox
 from .scores import edit_scores
 from .task import Task
-from .verdict import (CRASHED, FAILED_STATUS, MALFORMED, MISSING, PASSED, SOLVED, TIMEOUT, TestOutcome,
-                      Verdict)
+from .verdict import (CRASHED, FAILED_STATUS, INFO_FLAGS, MALFORMED, MISSING, PASSED, SKIPPED, SOLVED, TIMEOUT,
+                      XFAILED, TestOutcome, Verdict)
 from .workspace import private_copy, remove_tree, replace_file
 
 FEEDBACK_CHARS = 2400
+TRUST_LEVELS = ("strict", "fast", "subprocess")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,35 +41,84 @@ class VerifyConfig:
     timeout: float = 60.0  # wall seconds for one candidate's pytest session
     memory_mb: int = 4096
     feedback_chars: int = FEEDBACK_CHARS
+    trust: str = "strict"  # one of TRUST_LEVELS (see the module docstring)
+    workers: int = 2  # warm workers (parallel candidates)
+    hide: tuple[str, ...] = ()  # paths candidates must not read (the store, history): hidden where possible
+    max_cases: int = 20  # recorded calls replayed per task by the equivalence check
 
 
 class Verifier:
-    """Verifies candidates for tasks of one source (pristine ``root``) with one interpreter."""
+    """Verifies candidates for tasks of one source (pristine ``root``) with one interpreter.
+
+    Holds warm workers when the trust level uses them: call `close()` (or use it as a context
+    manager) when done. ``calls`` gives the recorded calls of a function (see
+    `regrow.recorder.CallLog`) for the equivalence check; without it that check is skipped.
+    """
 
     def __init__(self, root: Path, python: Path, import_roots: tuple[str, ...], *,
                  sandbox: Sandbox | None = None, config: VerifyConfig = VerifyConfig(),
-                 workdir: Path | None = None):
+                 workdir: Path | None = None, calls=None):
+        if config.trust not in TRUST_LEVELS:
+            raise ValueError(f"trust must be one of {', '.join(TRUST_LEVELS)}, not {config.trust!r}")
         self.root, self.python, self.import_roots = Path(root), Path(python), import_roots
         self.sandbox = sandbox or LocalSandbox()
         self.config = config
         self.workdir = workdir
+        self.calls = calls
+        self.engine: Engine | None = None
+        self.engine_error = ""
+        if sandbox is None and config.trust != "subprocess":
+            self.engine = Engine(self.root, self.python, tuple(import_roots),
+                                 config=EngineConfig(workers=config.workers, hide=tuple(config.hide)), workdir=workdir)
+        self._tests_text: dict[str, str] = {}
+        self._expected: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the warm workers and remove their copies (a later verify starts them again)."""
+        if self.engine is not None:
+            self.engine.close()
+
+    def __enter__(self) -> "Verifier":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _run(self, relpath: str, text: str | None, test_ids: tuple[str, ...],
+             symbol: tuple[str, int, int] | None = None, classes: tuple[str, ...] = ()) -> Outcome:
+        engine = self.engine
+        if engine is not None:
+            try:
+                return engine.run(engine.files(relpath, text, symbol, classes), test_ids,
+                                  timeout=self.config.timeout, memory_mb=self.config.memory_mb)
+            except EngineError as exc:  # the target cannot host a warm worker: fall back, once
+                self.engine_error = str(exc)[:2000]
+                self.engine = None
+                engine.close()
+        return self._run_cold(relpath, text, test_ids)
 
     def run_file(self, relpath: str, text: str | None, test_ids: tuple[str, ...]) -> Outcome:
         """Run ``test_ids`` on a private copy where ``relpath`` holds ``text`` (None: unchanged)."""
+        return self._run(relpath, text, test_ids)
+
+    def _run_cold(self, relpath: str, text: str | None, test_ids: tuple[str, ...]) -> Outcome:
         tmp = Path(tempfile.mkdtemp(prefix="regrow-verify-", dir=self.workdir))
         try:
-            copy = private_copy(self.root, tmp / "src")
+            copy = private_copy(self.root, tmp / "src", link=False)  # writes must not reach the pristine tree
             if text is not None:
                 replace_file(copy, relpath, text)
             paths = tuple(str(copy / r) if r not in (".", "") else str(copy) for r in self.import_roots)
             job = Job(cwd=copy, python=self.python, test_ids=test_ids, pythonpath=paths,
                       timeout=self.config.timeout, memory_mb=self.config.memory_mb)
-            return self.sandbox.run(job)
+            outcome = self.sandbox.run(job)
+            return replace(outcome, extra=dict(outcome.extra, engine="subprocess"))
         finally:
             remove_tree(tmp)
 
     def verify(self, task: Task, body: str | None, *, malformed: str = "") -> Verdict:
         """Judge ``body`` (dedented, no docstring) as the body of ``task``'s function."""
+        start = time.monotonic()
         if body is None:
             return Verdict(status=MALFORMED, tests_total=len(task.tests), tests_passed=0,
                            feedback=f"Your answer could not be used: {malformed or 'no code found'}.")
@@ -67,9 +128,65 @@ class Verifier:
         except SyntaxError as exc:
             return Verdict(status=MALFORMED, tests_total=len(task.tests), tests_passed=0,
                            feedback=f"The body does not parse in place: line {exc.lineno}: {exc.msg}.")
-        outcome = self.run_file(task.path, text, task.tests)
+        # The erased stub is regrow's own text (validation asks whether the *tests* notice it):
+        # judge it by the tests alone.
+        trust = "fast" if body.strip() == STUB and self.config.trust == "strict" else self.config.trust
+        scan = hackscan.scan(body, task.reference_body, self._test_texts(task)) if trust != "fast" else ()
+        symbol, classes = candidate_symbol(task, text)
+        outcome = self._run(task.path, text, task.tests, symbol, classes)
         verdict = judge(task, outcome, self.config.feedback_chars)
+        flags = set(verdict.flags) | set(outcome.flags) | set(scan) | outcome_flags(verdict.outcomes)
+        eq_cases = eq_matched = 0
+        if trust == "strict" and self.calls is not None and self.engine is not None and verdict.status == SOLVED \
+                and not (flags - INFO_FLAGS):
+            from .equivalence import check
+            eq = check(self, task, text, symbol, classes)
+            eq_cases, eq_matched = eq.cases, eq.matched
+            flags |= set(eq.flags)
+        extra = dict(verdict.extra, **{k: v for k, v in outcome.extra.items() if v is not None})
+        if self.engine_error:
+            extra["engine_error"] = self.engine_error[:300]
+        verdict = replace(verdict, flags=tuple(sorted(flags)), eq_cases=eq_cases, eq_matched=eq_matched, extra=extra)
+        if verdict.status == SOLVED and verdict.integrity_flags:
+            verdict = replace(verdict, status=FAILED_STATUS,
+                              feedback="Every covering test passed, but the answer was rejected by the integrity "
+                                       f"checks: {', '.join(verdict.integrity_flags)}. Write an honest implementation.")
+        verdict = replace(verdict, duration=time.monotonic() - start)
         return with_similarity(verdict, task, text)
+
+    def _test_texts(self, task: Task) -> list[str]:
+        out = []
+        for path in sorted({t.split("::", 1)[0] for t in task.tests}):
+            if path not in self._tests_text:
+                try:
+                    self._tests_text[path] = (self.root / path).read_text(encoding="utf-8", errors="replace")
+                except OSError:
+                    self._tests_text[path] = ""
+            out.append(self._tests_text[path])
+        return out
+
+
+def candidate_symbol(task: Task, text: str) -> tuple[tuple[str, int, int], tuple[str, ...]]:
+    """((name, first line, last line), enclosing class names) of the task's function in ``text``.
+
+    The stub is the function's last statement, so the function ends where the spliced body ends.
+    """
+    last = task.stub_end + len(text.splitlines()) - len(task.hollowed_file.splitlines())
+    classes = tuple(task.symbol.local_name.split(".")[:-1])
+    return (task.symbol.name, task.symbol.start, last), classes
+
+
+def outcome_flags(outcomes: tuple[TestOutcome, ...]) -> set[str]:
+    """Flags read from the per-test outcomes: covering tests pass on the reference, so a skip is a trick."""
+    flags = set()
+    for o in outcomes:
+        if o.outcome in (SKIPPED, XFAILED, "xpassed"):
+            flags.add("skip-trick")
+        if "MemoryError" in o.message:
+            flags.add("memory")
+        if "RecursionError" in o.message:
+            flags.add("recursion")
+    return flags
 
 
 def judge(task: Task, outcome: Outcome, feedback_chars: int = FEEDBACK_CHARS) -> Verdict:

@@ -16,14 +16,16 @@ EXCLUDED_DIRS = frozenset({
 })
 
 
-def private_copy(root: Path, dest: Path) -> Path:
-    """Mirror ``root`` into ``dest`` with hard links (plain copies across file systems).
+def private_copy(root: Path, dest: Path, *, link: bool = True) -> Path:
+    """Mirror ``root`` into ``dest`` with hard links (plain copies across file systems, or ``link=False``).
 
-    Version-control metadata and caches are left out: the copy holds no history.
+    Version-control metadata and caches are left out: the copy holds no history. A copy that
+    untrusted code may write to must not be linked: writing through a hard link would change
+    the pristine tree.
     """
     root, dest = Path(root), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    can_link = True
+    can_link = link
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d not in EXCLUDED_DIRS and not d.endswith(".egg-info")]
         rel = os.path.relpath(dirpath, root)

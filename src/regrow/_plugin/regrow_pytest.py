@@ -7,6 +7,13 @@ Loaded with ``-p regrow_pytest``. Reads its settings from the environment:
   missing sentinel means the session did not finish.
 - ``REGROW_CONTEXTS=1``: switch the coverage.py dynamic context to each test's node id, so
   the coverage data says which test executed which line.
+- ``REGROW_RECORD``: a file to append the calls into the target's functions to (see
+  ``regrow_record``); installed at import, before any conftest imports the target.
+
+The warm worker (``regrow_worker``) sets ``_fd`` to its pipe and ``_canary`` to a random name
+before calling ``pytest.main`` in a forked child: a test of that name that must fail is added
+after every other item, and the identity of the runner's critical functions is checked after
+each test (a candidate that rebinds them is reported as ``runner-tamper``).
 """
 
 from __future__ import annotations
@@ -20,6 +27,16 @@ _contexts = False
 _reports: dict = {}
 _started: dict = {}
 _MAX_MESSAGE = 4000
+_canary = None  # name of the injected must-fail test (set by the warm worker)
+_guard = None  # the worker's audit hook (its flag() reports tampering)
+_snapshot = None
+_path = ""  # "warm" (pre-collected session) or "fresh" (new pytest session in the child)
+current_test = ""  # node id of the running test (read by regrow_record)
+
+if os.environ.get("REGROW_RECORD"):
+    import regrow_record
+
+    regrow_record.install(os.environ["REGROW_RECORD"], os.environ.get("REGROW_RECORD_ROOTS", ""))
 
 
 def _emit(record: dict) -> None:
@@ -46,6 +63,8 @@ def pytest_configure(config):
 
 
 def pytest_runtest_logstart(nodeid, location):
+    global current_test
+    current_test = nodeid
     _reports[nodeid] = []
     _started[nodeid] = time.perf_counter()
     if _contexts:
@@ -89,6 +108,8 @@ def pytest_runtest_logfinish(nodeid, location):
         message = message[: _MAX_MESSAGE // 2] + "\n...\n" + message[-_MAX_MESSAGE // 2:]
     _emit({"test": nodeid, "outcome": outcome, "duration": duration, "message": message})
     _started.pop(nodeid, None)
+    if _snapshot is not None:
+        _check_snapshot()
     if _contexts:
         cov = _coverage()
         if cov is not None:
@@ -101,4 +122,108 @@ def pytest_collectreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if _snapshot is not None:
+        _check_snapshot()
+    if _canary:
+        _emit({"event": "exit", "path": _path})
     _emit({"event": "end", "exitstatus": int(exitstatus), "collected": session.testscollected})
+    if _canary:
+        # A warm worker's child: every record is out; skip unconfigure (gc passes, summaries).
+        os._exit(0)
+
+
+pytest_sessionfinish.trylast = True
+
+
+# ---------------------------------------------------------------- the warm worker's defences
+
+def _canary_test():
+    import pytest
+
+    pytest.fail("regrow canary: this test must fail", pytrace=False)  # no traceback to format
+
+
+def pytest_collection_modifyitems(session, config, items):
+    global _snapshot
+    if not _canary or not items:
+        return
+    import pytest
+
+    module = None
+    for item in items:
+        module = item.getparent(pytest.Module)
+        if module is not None:
+            break
+    if module is not None:
+        items.append(pytest.Function.from_parent(module, name=_canary, callobj=_canary_test))
+    _snapshot = _take_snapshot()
+
+
+pytest_collection_modifyitems.trylast = True
+
+
+_WATCHED = (
+    ("_pytest.runner", ("call_and_report", "call_runtest_hook", "runtestprotocol", "check_interactive_exception")),
+    ("_pytest.runner.CallInfo", ("from_call",)),
+    ("_pytest.reports.TestReport", ("from_item_and_call", "__init__")),
+    ("_pytest.python.Function", ("runtest",)),
+    ("_pytest.python", ("pytest_pyfunc_call",)),
+    ("_pytest.main", ("pytest_runtestloop",)),
+    ("_pytest.outcomes", ("exit", "skip", "fail", "xfail")),
+    ("pluggy._hooks.HookCaller", ("__call__",)),
+    ("pluggy._manager.PluginManager", ("_hookexec",)),
+    ("unittest.case.TestCase", ("run", "__call__")),
+    ("os", ("_exit", "write", "kill")),
+    ("json", ("dumps",)),
+    ("regrow_pytest", ("_emit", "_outcome", "pytest_runtest_logfinish", "pytest_sessionfinish")),
+)
+
+
+def _resolve(path):
+    import sys
+
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        mod = sys.modules.get(".".join(parts[:i]))
+        if mod is not None:
+            obj = mod
+            for attr in parts[i:]:
+                obj = getattr(obj, attr, None)
+            return obj
+    return None
+
+
+def _take_snapshot():
+    import builtins
+
+    watched = {}
+    for owner, names in _WATCHED:
+        obj = _resolve(owner)
+        if obj is None:
+            continue
+        for name in names:
+            target = obj.__dict__.get(name) if isinstance(obj, type) else getattr(obj, name, None)
+            watched[(owner, name)] = id(target)
+    return {"builtins": _builtin_ids(builtins), "watched": watched}
+
+
+def _builtin_ids(builtins):
+    return {k: id(v) for k, v in vars(builtins).items() if k != "_"}  # doctest's displayhook sets "_"
+
+
+def _check_snapshot():
+    import builtins
+
+    now = _builtin_ids(builtins)
+    if now != _snapshot["builtins"]:
+        changed = sorted(k for k in set(now) | set(_snapshot["builtins"]) if now.get(k) != _snapshot["builtins"].get(k))
+        _flag("builtins-tamper", ",".join(changed)[:200])
+    for (owner, name), ident in _snapshot["watched"].items():
+        obj = _resolve(owner)
+        target = (obj.__dict__.get(name) if isinstance(obj, type) else getattr(obj, name, None)) if obj is not None else None
+        if id(target) != ident:
+            _flag("runner-tamper", "%s.%s" % (owner, name))
+
+
+def _flag(name, detail=""):
+    _emit({"flag": name, "detail": detail})

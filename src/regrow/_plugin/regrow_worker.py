@@ -1,0 +1,1085 @@
+"""regrow's warm worker. Runs in the target's interpreter; imports nothing from regrow.
+
+Started once per (source snapshot, interpreter) by `regrow.engine`, with its working directory
+in a private copy of the source. It imports pytest and collects the suite once (so the target's
+third-party dependencies are imported and the test modules' bytecode is cached), then forgets
+every module of the copy. Each request is served by a forked child:
+
+- the child gets its own session and process group, resource limits, a private temporary
+  directory, an unprivileged user id when the worker is root, a private mount namespace with the
+  candidate's file bind-mounted over the original (root) or served from memory by an import hook
+  (everywhere), an audit hook that blocks and reports hostile actions, and no network (the worker
+  runs in a network namespace where the machine allows it; the audit hook blocks sockets
+  otherwise);
+- the child reports over a pipe that only it and the worker hold, one JSON line per event, as
+  each event happens (per-test outcomes, flags, a session-end sentinel); it leaves by
+  ``os._exit`` so no exit hook of the candidate runs;
+- the worker waits for the child with a wall deadline, kills its group and every descendant
+  (the worker is a child subreaper, so nothing can escape by double-forking), checks that the
+  copy was not written to, and answers the engine with one JSON line.
+
+Protocol on stdin/stdout: one JSON object per line each way. The first line the worker writes
+is ``{"ready": ...}``.
+"""
+
+import base64
+import ctypes
+import errno
+import importlib.abc
+import importlib.util
+import io
+import json
+import linecache
+import os
+import pickle
+import resource
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+CONFIG_NAMES = ("conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "sitecustomize.py",
+                "usercustomize.py", ".pytest.ini")
+MAX_RECORDS_BYTES = 32 * 1024 * 1024
+PR_SET_CHILD_SUBREAPER = 36
+CLONE_NEWNS = 0x00020000
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
+
+_cfg = {}
+_proto_in = _proto_out = None
+_baseline = None
+_libc = None
+_THIS = os.path.abspath(__file__)
+_child_fd = None  # the result pipe in a child, once moved to fd 3
+
+
+# ---------------------------------------------------------------- worker (trusted) side
+
+def _send(obj):
+    data = (json.dumps(obj) + "\n").encode("utf-8", "replace")
+    while data:
+        n = os.write(_proto_out, data)
+        data = data[n:]
+
+
+def _libc_handle():
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            _libc = False
+    return _libc
+
+
+def _hide_paths(paths):
+    """Cover each path with an empty read-only tmpfs (dirs) or /dev/null (files). Needs a mount namespace."""
+    hidden = []
+    for p in paths:
+        try:
+            if os.path.isdir(p):
+                cmd = ["mount", "-t", "tmpfs", "-o", "ro,size=4k,mode=000", "tmpfs", p]
+            elif os.path.exists(p):
+                cmd = ["mount", "--bind", "/dev/null", p]
+            else:
+                continue
+            if subprocess.call(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
+                hidden.append(p)
+        except OSError:
+            pass
+    return hidden
+
+
+def _setup():
+    global _proto_in, _proto_out
+    _proto_in, _proto_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)  # stray prints in the worker must not corrupt the protocol
+    os.close(devnull)
+    copy = _cfg["copy"]
+    os.chdir(copy)
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if p not in ("", here, os.getcwd())]
+    sys.path[0:0] = [copy, here] + [os.path.join(copy, r) if r not in ("", ".") else copy for r in _cfg["roots"]]
+    facts = {"netns": bool(_cfg.get("netns")), "hidden": []}
+    if _cfg.get("netns"):
+        subprocess.call(["ip", "link", "set", "lo", "up"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if _cfg.get("mountns"):
+        facts["hidden"] = _hide_paths(_cfg.get("hide", []))
+    libc = _libc_handle()
+    if libc:
+        facts["subreaper"] = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    if _cfg.get("uid") == "auto":
+        if _cfg.get("mountns"):
+            _cfg["uid"] = 300000 + os.getpid()  # unique while this worker lives; never a real user
+            facts["remapped"] = _remap_unreachable()
+        else:
+            _cfg["uid"] = None  # without a mount namespace the interpreter may be unreadable to it
+    facts["uid"] = _cfg.get("uid")
+    return facts
+
+
+RUN_ARGS = ["-p", "regrow_pytest", "-p", "no:cacheprovider", "-q", "--tb=native", "-s",
+            "-o", "console_output_style=classic"]
+_session = None  # the pre-collected pytest session (fast path)
+_items = {}  # node id -> collected item
+_funcs = {}  # (file, first line) -> function objects whose code lives in the copy
+_import_called = set()  # (file, first line) of the copy's functions that ran while importing
+
+
+def _world_reachable(path):
+    """Whether any user can list ``path`` (every ancestor searchable by others)."""
+    path = os.path.abspath(path)
+    parts = path.split("/")
+    for i in range(2, len(parts) + 1):
+        p = "/".join(parts[:i]) or "/"
+        try:
+            mode = os.stat(p).st_mode
+        except OSError:
+            return False
+        if not mode & stat.S_IXOTH:
+            return False
+    return bool(os.stat(path).st_mode & stat.S_IROTH)
+
+
+def _remap_unreachable():
+    """Bind-mount sys.path entries an unprivileged child could not read somewhere it can.
+
+    A pyenv interpreter under /root is the usual case: the stdlib must stay importable after the
+    child drops to its own uid. Packages already imported get their ``__path__`` rewritten.
+    """
+    mapping = {}
+    base = os.path.join(os.path.dirname(_cfg["tmp"]), "paths")
+    for entry in list(sys.path):
+        if not entry or entry in mapping or not os.path.isdir(entry) or _world_reachable(entry):
+            continue
+        dst = os.path.join(base, str(len(mapping)))
+        os.makedirs(dst, exist_ok=True)
+        os.chmod(base, 0o755)
+        if subprocess.call(["mount", "--bind", "-o", "ro", entry, dst], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL) == 0:
+            mapping[entry] = dst
+    if not mapping:
+        return 0
+
+    def remap(p):
+        for old, new in mapping.items():
+            if p == old or p.startswith(old + "/"):
+                return new + p[len(old):]
+        return p
+
+    sys.path[:] = [remap(p) for p in sys.path]
+    for mod in list(sys.modules.values()):
+        paths = getattr(mod, "__path__", None)
+        if isinstance(paths, list):
+            paths[:] = [remap(p) for p in paths]
+    sys.path_importer_cache.clear()
+    return len(mapping)
+
+
+def _warm():
+    """Import pytest and the suite, configure a session and collect every test, once.
+
+    Each child then swaps one function's code object (every reference to the function sees
+    it) and runs the already collected items it needs. The functions that ran at import time
+    are noted: a candidate for one of them gets a fresh import instead (slow path).
+    """
+    global _session, _items
+    start = time.perf_counter()
+    sys.dont_write_bytecode = False  # cache bytecode (and pytest's rewritten tests) in the copy
+    import pytest  # noqa: F401
+    import regrow_pytest  # noqa: F401
+    import regrow_canon  # noqa: F401
+    _cache_distributions()
+    facts = {"collected": 0, "collect_errors": 0}
+    if _cfg.get("collect", True):
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        old = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = io.StringIO()
+        copy = _cfg["copy"].rstrip("/") + "/"
+
+        def profile(frame, event, arg):
+            if event == "call" and frame.f_code.co_filename.startswith(copy):
+                _import_called.add((frame.f_code.co_filename, frame.f_code.co_firstlineno))
+
+        try:
+            sys.setprofile(profile)
+            _session = _start_session(list(_cfg.get("pytest_args", [])))
+            _items = {item.nodeid: item for item in _session.items}
+            _prewarm(_session)
+            facts["collected"] = len(_items)
+            facts["collect_errors"] = int(_session.testsfailed)
+        except BaseException as exc:  # a suite that does not collect in-process: slow path only
+            facts["session_error"] = "%s: %s" % (type(exc).__name__, exc)
+            _session = None
+        finally:
+            sys.setprofile(None)
+            sys.stdout, sys.stderr = old
+            os.dup2(saved, 2)
+            os.close(saved)
+        _index_functions()
+    sys.dont_write_bytecode = True
+    import gc
+    gc.collect()
+    gc.freeze()  # children need not scan (or copy) the worker's objects on each collection
+    facts.update({"warm_seconds": time.perf_counter() - start, "modules": len(sys.modules),
+                  "functions": len(_funcs), "import_called": len(_import_called)})
+    return facts
+
+
+def _prewarm(session):
+    """Fail one throwaway test in the worker, so that what formatting a failure imports and caches
+    (traceback code, regexes, inspect's module map) is ready before any fork."""
+    import inspect
+    import pytest
+
+    if not session.items:
+        return
+    module = session.items[0].getparent(pytest.Module)
+    if module is None:
+        return
+
+    def regrow_prewarm():
+        assert [1, 2] == [1, 3], "prewarm"
+
+    item = pytest.Function.from_parent(module, name="regrow_prewarm", callobj=regrow_prewarm)
+    item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+    inspect.getmodule(regrow_prewarm)
+    session.testsfailed = 0
+
+
+def _start_session(extra):
+    from _pytest.config import _prepareconfig
+    from _pytest.main import Session
+
+    config = _prepareconfig(RUN_ARGS + extra, plugins=None)
+    config._do_configure()
+    session = Session.from_config(config)
+    config.hook.pytest_sessionstart(session=session)
+    session.perform_collect()
+    return session
+
+
+def _index_functions():
+    import gc
+    import types
+
+    copy = _cfg["copy"].rstrip("/") + "/"
+    for obj in gc.get_objects():
+        if type(obj) is types.FunctionType:
+            code = obj.__code__
+            if code.co_filename.startswith(copy):
+                _funcs.setdefault((code.co_filename, code.co_firstlineno), []).append(obj)
+
+
+class _Dist:
+    """A distribution whose entry points were read once (pytest scans them on every session)."""
+
+    def __init__(self, dist):
+        self._dist = dist
+        self.entry_points = dist.entry_points
+
+    def __getattr__(self, name):
+        return getattr(self._dist, name)
+
+
+def _cache_distributions():
+    import importlib.metadata as md
+
+    original = md.distributions
+    cached = [_Dist(d) for d in original()]
+
+    def distributions(**kwargs):
+        return original(**kwargs) if kwargs else iter(cached)
+
+    md.distributions = distributions
+
+
+def _purge():
+    copy = _cfg["copy"].rstrip("/") + "/"
+    gone = []
+    for name, mod in list(sys.modules.items()):
+        f = getattr(mod, "__file__", None) or ""
+        paths = list(getattr(mod, "__path__", None) or [])
+        if (f and os.path.abspath(f).startswith(copy)) or any(str(p).startswith(copy) for p in paths):
+            gone.append(name)
+            del sys.modules[name]
+    importlib.invalidate_caches()
+    return len(gone)
+
+
+def _fingerprint():
+    """(path -> stat facts) for the copy, and the mtimes of the interpreter's site directories."""
+    out = {}
+    for top in [_cfg["copy"]] + list(_cfg.get("watch", [])):
+        for dirpath, dirnames, filenames in os.walk(top):
+            if top != _cfg["copy"]:
+                dirnames[:] = []
+            try:
+                st = os.lstat(dirpath)
+                out[dirpath] = (st.st_mtime_ns, st.st_ctime_ns)
+            except OSError:
+                continue
+            if top != _cfg["copy"]:
+                continue
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            for name in filenames:
+                p = os.path.join(dirpath, name)
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                out[p] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return out
+
+
+def _tamper_flags(before, after):
+    flags = set()
+    changed = [p for p in set(before) | set(after) if before.get(p) != after.get(p)]
+    for p in changed:
+        base = os.path.basename(p)
+        rel = os.path.relpath(p, _cfg["copy"])
+        if base in CONFIG_NAMES or base.endswith(".pth") or _is_test_path(rel):
+            flags.add("test-file-tamper")
+        else:
+            flags.add("writes-outside")
+    return sorted(flags), changed[:10]
+
+
+def _is_test_path(rel):
+    parts = rel.replace(os.sep, "/").split("/")
+    base = parts[-1]
+    return (base.startswith("test_") or base.endswith("_test.py") or base == "conftest.py"
+            or any(p in ("tests", "test", "testing") for p in parts[:-1]))
+
+
+def _uid_leftovers(uid):
+    found = []
+    for top in WORLD_WRITABLE:
+        try:
+            with os.scandir(top) as it:
+                for entry in it:
+                    try:
+                        if entry.stat(follow_symlinks=False).st_uid == uid:
+                            found.append(entry.path)
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+    for p in found:
+        try:
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.unlink(p)
+        except OSError:
+            pass
+    return found
+
+
+def _children_of(pid):
+    kids = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return kids
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as fh:
+                data = fh.read()
+            ppid = int(data[data.rindex(b")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            kids.append(int(name))
+    return kids
+
+
+def _kill_uid(uid):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            os.kill(-1, signal.SIGKILL)
+        except BaseException:
+            pass
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _reap_all(uid):
+    """Kill and reap every descendant (orphans are re-parented to this subreaper). Returns how many."""
+    killed = 0
+    for _ in range(200):
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return killed
+        if pid:
+            continue
+        if uid is not None:
+            _kill_uid(uid)
+        for kid in _children_of(os.getpid()):
+            killed += 1
+            for fn, arg in ((os.killpg, kid), (os.kill, kid)):
+                try:
+                    fn(arg, signal.SIGKILL)
+                except OSError:
+                    pass
+        time.sleep(0.005)
+    return killed
+
+
+def _drain(rfd, pid, deadline):
+    """Read the child's records until it exits (pidfd) or the deadline. Returns (bytes, timed_out)."""
+    chunks, size = [], 0
+    pidfd = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = None
+    timed_out = overflow = False
+    watch = [rfd] + ([pidfd] if pidfd is not None else [])
+    exited = False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select(watch, [], [], min(left, 0.05 if pidfd is None else left))
+            if rfd in ready:
+                data = os.read(rfd, 1 << 16)
+                if not data:
+                    break
+                if size < MAX_RECORDS_BYTES:
+                    chunks.append(data)
+                    size += len(data)
+                else:
+                    overflow = True
+                continue
+            if pidfd is not None and pidfd in ready:
+                exited = True
+            elif pidfd is None:
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid
+                if done:
+                    exited = True
+            if exited:
+                # the child is gone; take what is already in the pipe (grandchildren may hold it open)
+                while True:
+                    r, _, _ = select.select([rfd], [], [], 0)
+                    if not r:
+                        break
+                    data = os.read(rfd, 1 << 16)
+                    if not data:
+                        break
+                    if size < MAX_RECORDS_BYTES:
+                        chunks.append(data)
+                        size += len(data)
+                break
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    return b"".join(chunks), timed_out, overflow
+
+
+def _wait_status(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the child's group: pid == pgid after setsid
+    except OSError:
+        pass
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return None, None
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    return os.WEXITSTATUS(status), None
+
+
+def _tail(path, limit=8000):
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - limit))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _serve(req):
+    global _baseline
+    start = time.monotonic()
+    tmp = tempfile.mkdtemp(prefix="regrow-cand-", dir=_cfg.get("tmp"))
+    uid = _cfg.get("uid")
+    if uid is not None:
+        os.chown(tmp, uid, uid)
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # ---- child
+        code = 70
+        try:
+            os.close(rfd)
+            _child(req, wfd, tmp)
+        except BaseException:
+            try:
+                os.write(_child_fd if _child_fd is not None else wfd,
+                         (json.dumps({"event": "child-error", "message": traceback.format_exc()[-2000:]})
+                          + "\n").encode())
+            except BaseException:
+                pass
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    deadline = start + float(req.get("timeout", 60.0))
+    raw, timed_out, overflow = _drain(rfd, pid, deadline)
+    os.close(rfd)
+    code, sig = _wait_status(pid)
+    leftovers = _reap_all(uid)
+    records = []
+    for line in raw.decode("utf-8", "replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            records.append(rec)
+    flags = []
+    if overflow:
+        flags.append("huge-output")
+    if sig == signal.SIGXFSZ:
+        flags.append("huge-output")
+    if sig == signal.SIGXCPU:
+        flags.append("timeout")
+    if sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE):
+        flags.append("crash-signal")
+    if leftovers:
+        flags.append("leftover-processes")
+    outside = _uid_leftovers(uid) if uid is not None else []
+    if outside:
+        flags.append("writes-outside")
+    dirty = False
+    if _cfg.get("fingerprint"):
+        after = _fingerprint()
+        if after != _baseline:
+            tflags, changed = _tamper_flags(_baseline, after)
+            flags.extend(tflags)
+            dirty = True  # the engine replaces a worker whose copy was written to
+    try:
+        if os.path.getsize(os.path.join(tmp, "output.txt")) >= int(req.get("fsize_mb", 64)) * 1024 * 1024:
+            flags.append("huge-output")  # the file-size limit was reached (Python ignores SIGXFSZ)
+    except OSError:
+        pass
+    tail = _tail(os.path.join(tmp, "output.txt"))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"id": req.get("id"), "records": records, "timed_out": timed_out, "returncode": code, "signal": sig,
+            "flags": sorted(set(flags)), "duration": time.monotonic() - start, "output_tail": tail,
+            "dirty": dirty, "outside": outside[:5]}
+
+
+# ---------------------------------------------------------------- child (untrusted) side
+
+class _MemLoader(importlib.abc.Loader):
+    def __init__(self, path, text):
+        self.path, self.text = path, text
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        code = compile(self.text, self.path, "exec", dont_inherit=True)
+        exec(code, module.__dict__)
+
+    def get_source(self, name):
+        return self.text
+
+
+class _MemFinder(importlib.abc.MetaPathFinder):
+    """Serves the candidate's file text for its module name, from memory."""
+
+    def __init__(self, mods):
+        self.mods = mods  # module name -> (abs path, text)
+
+    def find_spec(self, name, path=None, target=None):
+        hit = self.mods.get(name)
+        if hit is None:
+            return None
+        p, text = hit
+        pkg = os.path.basename(p) == "__init__.py"
+        return importlib.util.spec_from_file_location(
+            name, p, loader=_MemLoader(p, text), submodule_search_locations=[os.path.dirname(p)] if pkg else None)
+
+
+def _bind_over(files, tmp):
+    """Private mount namespace; bind each candidate file over the original. Root only."""
+    libc = _libc_handle()
+    if not libc or os.geteuid() != 0 or not _cfg.get("bind", True):
+        return False
+    if libc.unshare(CLONE_NEWNS) != 0:
+        return False
+    if libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return False
+    for i, f in enumerate(files):
+        src = os.path.join(tmp, ".cand-%d.py" % i)
+        with open(src, "w", encoding="utf-8") as fh:
+            fh.write(f["text"])
+        os.chmod(src, 0o444)
+        if libc.mount(src.encode(), f["abs"].encode(), None, MS_BIND, None) != 0:
+            return False
+    return True
+
+
+def _limits(req):
+    mem = int(req.get("memory_mb", 4096)) * 1024 * 1024
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmSize:"):
+                    mem += int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    cpu = int(float(req.get("timeout", 60))) + 2
+    plan = [(resource.RLIMIT_AS, mem), (resource.RLIMIT_FSIZE, int(req.get("fsize_mb", 64)) * 1024 * 1024),
+            (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, int(req.get("nofile", 1024))),
+            (resource.RLIMIT_CPU, cpu)]
+    if _cfg.get("uid") is not None:
+        plan.append((resource.RLIMIT_NPROC, int(req.get("nproc", 64))))
+    for res, value in plan:
+        try:
+            soft, hard = resource.getrlimit(res)
+            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(res, (value, value if res != resource.RLIMIT_CPU else value + 1))
+        except (ValueError, OSError):
+            pass
+
+
+def _enter_sandbox(req, wfd, tmp):
+    """Everything between fork and the first line of untrusted code."""
+    os.setsid()
+    out = os.open(os.path.join(tmp, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.dup2(wfd, 3)
+    os.set_inheritable(3, False)
+    os.closerange(4, 1 << 16)
+    global _child_fd
+    wfd = _child_fd = 3
+    files = []
+    for f in req.get("files", []):
+        files.append(dict(f, abs=os.path.join(_cfg["copy"], f["rel"])))
+    bound = _bind_over(files, tmp) if files else False
+    _limits(req)
+    uid = _cfg.get("uid")
+    if uid is not None:
+        os.chown(os.path.join(tmp, "output.txt"), uid, uid)
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    os.environ["HOME"] = tmp
+    os.environ["TMPDIR"] = tmp
+    tempfile.tempdir = None
+    sys.dont_write_bytecode = True
+    mods = {}
+    for f in files:
+        if f.get("module"):
+            mods[f["module"]] = (f["abs"], f["text"])
+        lines = f["text"].splitlines(True)
+        linecache.cache[f["abs"]] = (len(f["text"]), None, lines, f["abs"])
+    guard = _Guard(wfd, tmp, files, req)
+    guard.files, guard.mods = files, mods
+    sys.addaudithook(guard)
+    return wfd, guard, bound
+
+
+class _Guard:
+    """Audit hook: blocks and reports what a candidate must not do. Cannot be removed once added."""
+
+    def __init__(self, wfd, tmp, files, req):
+        self.wfd = wfd
+        self.tmp = tmp.rstrip("/") + "/"
+        self.copy = _cfg["copy"].rstrip("/") + "/"
+        self.spans = {f["abs"]: tuple(f.get("span") or (0, 1 << 30)) for f in files}
+        self.own = set(self.spans)
+        self.hidden = [p.rstrip("/") for p in _cfg.get("hide", [])]
+        self.block_net = not _cfg.get("netns")
+        self.busy = False
+        self.codes = set()  # the candidate's code objects (fast path)
+        self.files, self.mods = [], {}
+        self.sent = set()
+        self.pgid = os.getpgid(0)
+
+    def flag(self, name, detail=""):
+        if name in self.sent:
+            return
+        self.sent.add(name)
+        try:
+            os.write(self.wfd, (json.dumps({"flag": name, "detail": str(detail)[:300]}) + "\n").encode())
+        except OSError:
+            pass
+
+    def _candidate_frames(self, nearest_only=False):
+        """Whether the candidate's code is on the stack (``nearest_only``: is the direct caller)."""
+        f = sys._getframe(1)
+        depth = 0
+        while f is not None and depth < 300:
+            code = f.f_code
+            if code in self.codes:
+                return True
+            name = code.co_filename
+            if name == _THIS or (nearest_only and name.endswith(("/inspect.py", "/traceback.py"))):
+                f = f.f_back
+                continue
+            span = self.spans.get(name)
+            if span is not None and span[0] <= code.co_firstlineno <= span[1]:
+                return True
+            if nearest_only:
+                return False
+            f = f.f_back
+            depth += 1
+        return False
+
+    def __call__(self, event, args):
+        if self.busy or event in ("exec", "compile", "import", "marshal.loads", "object.__getattr__",
+                                  "code.__new__", "sys.addaudithook"):
+            if event == "sys.addaudithook" and not self.busy:
+                self.busy = True
+                try:
+                    if self._candidate_frames():
+                        self.flag("runner-tamper", "sys.addaudithook")
+                        raise PermissionError("regrow: audit hooks are not allowed")
+                finally:
+                    self.busy = False
+            return
+        self.busy = True
+        try:
+            self._check(event, args)
+        finally:
+            self.busy = False
+
+    def _check(self, event, args):
+        if event == "open":
+            self._open(args)
+        elif event in ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.utime",
+                       "os.truncate", "os.symlink", "os.link", "shutil.rmtree", "shutil.move", "shutil.copyfile"):
+            for path in args[:2]:
+                if isinstance(path, (str, bytes)):
+                    self._write_check(os.path.abspath(os.fsdecode(path)))
+        elif event in ("os.listdir", "os.scandir"):
+            path = args[0] if args else None
+            if isinstance(path, (str, bytes)) and self._is_history(os.fsdecode(path)) and self._candidate_frames():
+                self.flag("reads-history", path)
+                raise PermissionError("regrow: not readable here")
+        elif event in ("os.fork", "os.forkpty"):
+            if self._candidate_frames():
+                self.flag("fork-bomb", event)
+                raise PermissionError("regrow: candidates may not fork")
+        elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "pty.spawn"):
+            if self._candidate_frames():
+                text = " ".join(map(str, args))[:200]
+                self.flag("reads-history" if "git" in text else "subprocess", text)
+                raise PermissionError("regrow: candidates may not start processes")
+        elif event.startswith("socket."):
+            if event in ("socket.connect", "socket.sendto", "socket.bind", "socket.getaddrinfo",
+                         "socket.gethostbyname", "socket.gethostbyaddr", "socket.__new__"):
+                mine = self._candidate_frames()
+                if mine or (self.block_net and event != "socket.__new__" and not self._local(args)):
+                    if mine:
+                        self.flag("network", event)
+                    raise PermissionError("regrow: no network")
+        elif event in ("os.kill", "os.killpg", "signal.pthread_kill"):
+            if self._candidate_frames():
+                self.flag("kill", "%s%r" % (event, tuple(args)))
+                raise PermissionError("regrow: candidates may not send signals")
+        elif event.startswith("ctypes."):
+            if self._candidate_frames():
+                self.flag("ctypes", event)
+                raise PermissionError("regrow: ctypes is not allowed")
+        elif event in ("sys._getframe", "sys._current_frames", "gc.get_objects", "gc.get_referrers",
+                       "gc.get_referents", "sys.settrace", "sys.setprofile"):
+            if self._candidate_frames(nearest_only=event == "sys._getframe"):
+                self.flag("introspection", event)
+                raise PermissionError("regrow: introspection of the test runner is not allowed")
+        elif event == "object.__setattr__":
+            target = args[0] if args else None
+            mod = getattr(target, "__module__", "") or ""
+            if isinstance(mod, str) and mod.split(".")[0] in ("_pytest", "pytest", "pluggy", "unittest",
+                                                               "regrow_pytest", "regrow_worker", "builtins"):
+                if self._candidate_frames():
+                    self.flag("runner-tamper", "%s.%s" % (mod, args[1] if len(args) > 1 else "?"))
+                    raise PermissionError("regrow: the test runner is read-only")
+
+    @staticmethod
+    def _local(args):
+        text = repr(args)
+        return "127.0.0.1" in text or "localhost" in text or "'::1'" in text or "AF_UNIX" in text
+
+    def _is_history(self, path):
+        p = os.path.abspath(path)
+        if "/.git" in p or "/.regrow" in p or p.endswith("regrow.sqlite") or "/.hg" in p:
+            return True
+        return any(p == h or p.startswith(h + "/") for h in self.hidden)
+
+    def _write_check(self, p):
+        if p.startswith(self.tmp) or p == self.tmp[:-1] or p in ("/dev/null", "/dev/stdout", "/dev/stderr"):
+            return
+        base = os.path.basename(p)
+        rel = p[len(self.copy):] if p.startswith(self.copy) else ""
+        if base in CONFIG_NAMES or base.endswith(".pth") or (rel and _is_test_path(rel)):
+            self.flag("test-file-tamper", p)
+        else:
+            self.flag("writes-outside", p)
+        raise PermissionError(errno.EACCES, "regrow: read-only outside the temporary directory", p)
+
+    def _open(self, args):
+        path, mode, flags = (list(args) + [None, None, None])[:3]
+        if not isinstance(path, (str, bytes)):
+            return
+        p = os.path.abspath(os.fsdecode(path))
+        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
+        if writing:
+            self._write_check(p)
+            return
+        if self._is_history(p) and self._candidate_frames():
+            self.flag("reads-history", p)
+            raise PermissionError(errno.EACCES, "regrow: not readable here", p)
+        if p.startswith(self.copy):
+            rel = p[len(self.copy):]
+            if (_is_test_path(rel) or p in self.own) and self._candidate_frames():
+                self.flag("reads-tests" if p not in self.own else "reads-reference", p)
+                raise PermissionError(errno.EACCES, "regrow: test files are not readable from the function", p)
+
+
+def _nested_codes(code):
+    out = [code]
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            out.extend(_nested_codes(const))
+    return out
+
+
+def _find_code(code, name, first):
+    for c in _nested_codes(code):
+        if c.co_name == name and c.co_firstlineno == first:
+            return c
+    return None
+
+
+def _snippet_code(text, sym, span):
+    """Compile only the candidate function, at its own line numbers, inside its classes.
+
+    Much cheaper than compiling the whole file. The enclosing ``class`` headers give methods
+    the same name mangling and ``__class__`` cell they have in the module.
+    """
+    import __future__
+
+    lines = text.splitlines(True)
+    first, last = span
+    func = lines[first - 1:last]
+    classes = list(sym.get("classes") or [])
+    indent = len(func[0]) - len(func[0].lstrip()) if func else 0
+    if len(classes) > indent or first - 1 < len(classes):
+        return None
+    header = ["%sclass %s:\n" % (" " * i, name) for i, name in enumerate(classes)]
+    src = "\n" * (first - 1 - len(header)) + "".join(header) + "".join(func)
+    flags = 0
+    if "from __future__ import annotations" in text:
+        flags |= __future__.annotations.compiler_flag
+    return compile(src, sym["file"], "exec", flags=flags, dont_inherit=True)
+
+
+def _patch(files, guard):
+    """Swap each candidate function's code into the live function objects. False: use a fresh import."""
+    plan = []
+    for f in files:
+        sym = f.get("symbol")
+        if not sym or not f.get("span"):
+            return False
+        key = (f["abs"], int(sym["first"]))
+        funcs = _funcs.get(key)
+        if not funcs or key in _import_called:
+            return False
+        try:
+            module_code = _snippet_code(f["text"], dict(sym, file=f["abs"]), f["span"])
+        except (SyntaxError, ValueError):
+            return False
+        if module_code is None:
+            return False
+        new = _find_code(module_code, sym["name"], int(sym["first"]))
+        if new is None or any(fn.__code__.co_freevars != new.co_freevars for fn in funcs):
+            return False
+        plan.append((funcs, new))
+    for funcs, new in plan:
+        guard.codes.update(_nested_codes(new))
+        for fn in funcs:
+            fn.__code__ = new
+    guard.spans = {}
+    return True
+
+
+def _child(req, wfd, tmp):
+    wfd, guard, bound = _enter_sandbox(req, wfd, tmp)
+    import regrow_pytest as plugin
+
+    plugin._fd = wfd
+    plugin._canary = req.get("canary") or None
+    plugin._guard = guard
+    plugin._path = "fresh"
+    tests = list(req.get("tests", []))
+    fast = (_session is not None and all(t in _items for t in tests)
+            and (not req.get("files") or _patch(guard.files, guard)))
+    if not fast:
+        _fresh_imports(guard)
+    if req.get("op") == "replay":
+        _replay(req, wfd)
+        os._exit(0)
+    if fast:
+        _run_items(plugin, tests, req.get("canary"), bound)
+    import pytest
+    args = RUN_ARGS + list(_cfg.get("pytest_args", [])) + tests
+    code = pytest.main(args)
+    try:
+        code = int(code)
+    except (TypeError, ValueError):
+        code = -1
+    plugin._emit({"event": "exit", "code": code, "bound": bound, "path": "fresh-returned"})
+    os._exit(0)
+
+
+def _fresh_imports(guard):
+    """Slow path: forget the copy's modules and the worker's session; import again (candidate from memory)."""
+    global _session
+    _purge()
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "AssertionRewritingHook"]
+    _session = None
+    if guard.mods:
+        sys.meta_path.insert(0, _MemFinder(guard.mods))
+
+
+def _run_items(plugin, tests, canary, bound):
+    import pytest
+    from _pytest.outcomes import Exit
+
+    session = _session
+    config = session.config
+    items = [_items[t] for t in tests]
+    if canary and items:
+        module = items[0].getparent(pytest.Module)
+        if module is not None:
+            items.append(pytest.Function.from_parent(module, name=canary, callobj=plugin._canary_test))
+    session.items = items
+    session.testscollected = len(items)
+    session.testsfailed = 0
+    session.shouldfail = session.shouldstop = False
+    plugin._snapshot = plugin._take_snapshot()
+    status = 0
+    try:
+        for i, item in enumerate(items):
+            nextitem = items[i + 1] if i + 1 < len(items) else None
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            if session.shouldfail or session.shouldstop:
+                break
+        status = 1 if session.testsfailed else 0
+    except (Exit, KeyboardInterrupt):
+        status = 2
+    plugin._path = "warm"
+    config.hook.pytest_sessionfinish(session=session, exitstatus=status)
+    os._exit(0)
+
+
+def _resolve(qualname):
+    module, _, local = qualname.partition(":")
+    obj = importlib.import_module(module)
+    for part in local.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _replay(req, wfd):
+    import regrow_canon as canon
+
+    def emit(rec):
+        os.write(wfd, (json.dumps(rec) + "\n").encode("utf-8", "replace"))
+
+    try:
+        fn = _resolve(req["qualname"])
+    except BaseException as exc:
+        emit({"event": "resolve-error", "message": "%s: %s" % (type(exc).__name__, exc)})
+        emit({"event": "end"})
+        return
+    if hasattr(fn, "__self__") and hasattr(fn, "__func__") and isinstance(fn.__self__, type):
+        fn = fn.__func__  # a classmethod: the recorded arguments include the class
+    for i, case in enumerate(req.get("cases", [])):
+        try:
+            args, kwargs = pickle.loads(base64.b64decode(case))
+        except BaseException as exc:
+            emit({"case": i, "error": "args: %s" % type(exc).__name__})
+            continue
+        try:
+            value = fn(*args, **kwargs)
+            kinds = canon.kinds(value)
+            got = ["return", canon.canon(value)]
+        except BaseException as exc:  # noqa: BLE001 - the candidate's exception is data
+            kinds = []
+            got = ["raise", canon.type_name(type(exc))]
+        try:
+            after = canon.canon([list(args), kwargs])
+        except BaseException:
+            after = ["opaque", "args"]
+        try:
+            emit({"case": i, "got": got, "after": after, "kinds": kinds})
+        except BaseException as exc:
+            emit({"case": i, "error": "serialise: %s" % type(exc).__name__})
+    emit({"event": "end"})
+
+
+def main():
+    global _cfg, _baseline
+    _cfg = json.loads(sys.argv[1])
+    facts = _setup()
+    facts.update(_warm())
+    if _cfg.get("fingerprint"):
+        _baseline = _fingerprint()
+    _send(dict(ready=True, pid=os.getpid(), **facts))
+    buf = b""
+    while True:
+        while b"\n" not in buf:
+            data = os.read(_proto_in, 1 << 20)
+            if not data:
+                return
+            buf += data
+        line, buf = buf.split(b"\n", 1)
+        try:
+            req = json.loads(line)
+        except ValueError:
+            continue
+        if req.get("op") == "quit":
+            return
+        try:
+            resp = _serve(req)
+        except BaseException:
+            resp = {"id": req.get("id"), "error": traceback.format_exc()[-3000:]}
+        _send(resp)
+
+
+if __name__ == "__main__":
+    main()
