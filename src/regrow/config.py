@@ -37,6 +37,9 @@ class RunConfig(BaseModel):
     cache: bool = Field(True, description="Reuse stored model responses for identical requests.")
     temperature: float | None = Field(None, description="Sampling temperature (model solvers).")
     max_tokens: int | None = Field(None, description="Completion token limit (model solvers).")
+    trust: str = Field("strict", pattern="^(strict|fast|subprocess)$",
+                       description="Verification checks: strict (warm engine, static scan, equivalence), "
+                                   "fast (warm engine only), subprocess (a fresh pytest per candidate).")
 
 
 _ENV_PREFIX = "REGROW_"

@@ -15,6 +15,7 @@ from .envs import Environment
 from .errors import NoTestsError
 from .index import Index, load_index, save_static, save_testmap, symbol_to_json
 from .parse import is_test_path, parse_file
+from .recorder import record_calls
 from .source import Source, iter_python_files
 from .store import Store
 from .testmap import run_test_map
@@ -171,9 +172,13 @@ def grok(source: Source, env: Environment, store: Store, *, timeout: float = 180
             if ids and not sym.is_test:
                 coverage[sym.qualname] = ids
         save_testmap(store, source.key, tmap.tests, coverage)
+        rec = record_calls(source.root, env.python, source.import_roots, store, source.key,
+                           qualnames=set(coverage), timeout=timeout, workdir=workdir)
+        log(f"recorded {rec.calls} calls into {rec.functions} functions for the equivalence check")
         _update_facts(store, source.key, "testmap_done", testmap_seconds=seconds, n_tests=len(tmap.tests),
                       n_tests_passed=passed, collect_errors=len(tmap.outcome.collect_errors),
-                      suite_timed_out=tmap.outcome.timed_out)
+                      suite_timed_out=tmap.outcome.timed_out, recorded_calls=rec.calls,
+                      record_seconds=rec.outcome.duration)
         log(f"test map: {len(tmap.tests)} tests ({passed} passed) in {seconds:.1f}s, "
             f"{len(coverage)} functions covered")
     return load_index(store, source.key)

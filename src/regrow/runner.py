@@ -21,6 +21,7 @@ from .grok import grok
 from .hollow import HollowConfig
 from .index import Index
 from .loop import run_chain
+from .recorder import CallLog
 from .sandbox import kill_active
 from .solvers import make_solver
 from .source import Source, resolve_source
@@ -75,8 +76,8 @@ def prepare(spec: str, config: RunConfig, hooks: Hooks = Hooks(), *, store: Stor
     t1 = time.perf_counter()
     index = grok(source, env, store, timeout=config.suite_timeout, log=hooks.log)
     timings["grok"] = time.perf_counter() - t1
-    verifier = Verifier(source.root, env.python, source.import_roots,
-                        config=VerifyConfig(timeout=config.timeout))
+    verifier = Verifier(source.root, env.python, source.import_roots, calls=CallLog(store, source.key),
+                        config=VerifyConfig(timeout=config.timeout, trust=config.trust, hide=(str(config.home),)))
     tasks, excluded = [], []
     if validate:
         t2 = time.perf_counter()
