@@ -8,14 +8,51 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
-from dataclasses import asdict, dataclass
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from .solvers.base import Completion, Solver, SolveRequest, Turn
 from .store import Store
 from .task import Task
 from .verdict import MALFORMED, Verdict
 from .verify import Verifier
+
+
+@dataclass
+class TaskBudget:
+    """Shared by the chains of one task: token and wall-time limits, and stop-on-solve."""
+
+    tokens: int | None = None  # completion tokens over all chains and turns of the task
+    seconds: float | None = None  # wall seconds from the task's first model call
+    stop_on_solve: bool = False
+    spent_tokens: int = 0
+    started: float | None = None
+    solved: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def why_stop(self) -> str | None:
+        with self._lock:
+            if self.stop_on_solve and self.solved:
+                return "another chain solved the task"
+            if self.tokens is not None and self.spent_tokens >= self.tokens:
+                return f"token budget of {self.tokens} spent"
+            if self.seconds is not None and self.started is not None and \
+                    time.monotonic() - self.started >= self.seconds:
+                return f"time budget of {self.seconds:g} s spent"
+        return None
+
+    def start(self) -> None:
+        with self._lock:
+            if self.started is None:
+                self.started = time.monotonic()
+
+    def spend(self, tokens: int, solved: bool) -> None:
+        with self._lock:
+            self.spent_tokens += tokens
+            self.solved = self.solved or solved
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +62,9 @@ class ChainResult:
     turns: int
     solved: bool
     resumed: int  # turns read back from the store instead of being run
+    stopped: str = ""  # why the chain ended before its last turn without solving, if it did
+    model_seconds: float = 0.0  # time in solver calls (this process's share of the wall time)
+    verify_seconds: float = 0.0  # time in verification
 
 
 def _verdict_json(verdict: Verdict) -> str:
@@ -69,39 +109,64 @@ def extract(completion: Completion, task: Task) -> tuple[str | None, str]:
 
 
 def run_chain(run_id: str, task: Task, sample: int, *, solver: Solver, verifier: Verifier, store: Store,
-              turns: int, seed: int, source_root: str = "", cache: bool = True) -> ChainResult:
+              turns: int, seed: int, source_root: str = "", cache: bool = True,
+              context: Callable[[Task], str | None] | None = None, budget: TaskBudget | None = None,
+              model_slots: threading.Semaphore | None = None,
+              verify_slots: threading.Semaphore | None = None) -> ChainResult:
+    """Run (or resume) one chain. Model calls and verifications take a slot from their own
+    semaphores, so a run's model time and verification time overlap across chains."""
     rows = {r["turn"]: r for r in store.query(
         "SELECT turn, solved, attempt, verdict FROM attempts WHERE run_id=? AND task_id=? AND sample=? ORDER BY turn",
         (run_id, task.task_id, sample))}
     history: list[Turn] = []
     resumed = 0
+    model_s = verify_s = 0.0
+    budget = budget or TaskBudget()
+
+    def result(turns_done: int, solved: bool, stopped: str = "") -> ChainResult:
+        return ChainResult(task.task_id, sample, turns_done, solved, resumed, stopped, model_s, verify_s)
+
     for turn in range(turns):
         row = rows.get(turn)
         if row is not None:
             resumed += 1
             if row["solved"]:
-                return ChainResult(task.task_id, sample, turn + 1, True, resumed)
+                budget.spend(0, True)
+                return result(turn + 1, True)
             attempt = json.loads(row["attempt"])
             history.append(Turn(attempt.get("completion", ""), json.loads(row["verdict"]).get("feedback", "")))
             continue
+        why = budget.why_stop()
+        if why:
+            return result(turn, False, why)
+        budget.start()
+        ctx = context(task) if context is not None else None
         request = SolveRequest(task=task, n=1, seed=seed, sample=sample, turn=turn, history=tuple(history),
-                               source_root=source_root)
+                               source_root=source_root, context=ctx)
         start = time.perf_counter()
-        completion, cached = _propose(solver, request, store, cache)
+        with model_slots or nullcontext():
+            t_model = time.perf_counter()
+            completion, cached = _propose(solver, request, store, cache)
+            model_s += time.perf_counter() - t_model
         body, why = extract(completion, task)
-        verdict = verifier.verify(task, body, malformed=why)
+        with verify_slots or nullcontext():
+            t_verify = time.perf_counter()
+            verdict = verifier.verify(task, body, malformed=why)
+            verify_s += time.perf_counter() - t_verify
         attempt = {
             "solver": solver.name, "completion": completion.text, "body": body, "malformed": why if body is None else "",
             "tokens_in": completion.tokens_in, "tokens_out": completion.tokens_out, "latency": completion.latency,
-            "cost": completion.cost, "meta": completion.meta, "cached": cached,
+            "cost": completion.cost, "meta": completion.meta, "cached": cached, "context": ctx,
+            "history": [[t.completion, t.feedback] for t in history],
             "wall": time.perf_counter() - start,
         }
         with store.write() as w:
             w.execute("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       (run_id, task.task_id, sample, turn, time.time(), verdict.status, int(verdict.solved),
                        json.dumps(attempt, default=str), _verdict_json(verdict)))
+        budget.spend(0 if cached else completion.tokens_out, verdict.solved)
         if verdict.solved:
-            return ChainResult(task.task_id, sample, turn + 1, True, resumed)
+            return result(turn + 1, True)
         feedback = verdict.feedback if verdict.status != MALFORMED or verdict.feedback else why
         history.append(Turn(completion.text, feedback))
-    return ChainResult(task.task_id, sample, turns, False, resumed)
+    return result(turns, False)
