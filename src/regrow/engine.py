@@ -99,6 +99,18 @@ def module_name(relpath: str, import_roots: tuple[str, ...]) -> str | None:
     return ".".join(parts)
 
 
+def _searchable(path: Path) -> bool:
+    """Whether any user may traverse every directory from / down to ``path``."""
+    path = path.resolve()
+    for p in [*reversed(path.parents), path]:
+        try:
+            if not os.stat(p).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
+
+
 def _hide_plan(hide: tuple[str, ...], keep: list[Path]) -> list[str]:
     """Paths to cover so that ``hide`` is unreadable while everything under ``keep`` stays visible."""
     out: list[str] = []
@@ -162,12 +174,15 @@ class _Worker:
     def start(self) -> None:
         eng = self.engine
         cfg = eng.config
-        self.dir = Path(tempfile.mkdtemp(prefix="regrow-engine-", dir=eng.workdir))
+        root_user = os.geteuid() == 0
+        base = eng.workdir
+        if base is not None and root_user and cfg.drop_privileges and not _searchable(Path(base)):
+            base = None  # children with a dropped uid could not reach it
+        self.dir = Path(tempfile.mkdtemp(prefix="regrow-engine-", dir=base))
         os.chmod(self.dir, 0o755)  # children with a dropped uid must reach the copy
         copy = private_copy(eng.root, self.dir / "src", link=False)
         (self.dir / "tmp").mkdir()
         os.chmod(self.dir / "tmp", 0o755)
-        root_user = os.geteuid() == 0
         ns = cfg.namespaces and unshare_works()
         uid = "auto" if (root_user and cfg.drop_privileges) else None
         keep = [self.dir, Path(eng.python).parent.parent, PLUGIN_DIR]
@@ -396,10 +411,11 @@ class Engine:
             if key is not None:
                 canary_outcome = results.pop(key)
                 collected = max(0, collected - 1)
-            if finished and not timed_out:
-                if canary_outcome is None or canary_outcome.outcome != "failed" \
-                        or "regrow canary" not in canary_outcome.message:
-                    flags.add("runner-tamper")
+            if canary_outcome is not None and (canary_outcome.outcome != "failed"
+                                               or "regrow canary" not in canary_outcome.message):
+                flags.add("runner-tamper")  # the must-fail test did not fail: outcomes were forged
+            elif canary_outcome is None and finished and not timed_out and results and not collect_errors:
+                flags.add("runner-tamper")  # tests ran to the end, yet the canary never reported
         if timed_out:
             flags.add("timeout")
         elif not child_error:

@@ -1,0 +1,149 @@
+"""The warm engine and the checks around it, on a real throwaway repository and real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from regrow import hackscan
+from regrow.engine import module_name, prune_traceback
+from regrow.equivalence import same
+from regrow.verify import Verifier, VerifyConfig
+from tests.redteam.fixture import prepare_fixture
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory):
+    prep, tasks = prepare_fixture(tmp_path_factory.mktemp("engine"), timeout=10.0)
+    yield prep, tasks
+    prep.verifier.close()
+
+
+def test_module_names_follow_the_import_roots():
+    assert module_name("pkg/mod.py", (".",)) == "pkg.mod"
+    assert module_name("src/pkg/__init__.py", ("src",)) == "pkg"
+    assert module_name("src/pkg/sub/x.py", (".", "src")) == "pkg.sub.x"
+    assert module_name("scripts/run-me.py", (".",)) is None
+    assert module_name("other/x.py", ("src",)) is None
+
+
+def test_runner_frames_are_pruned_from_native_tracebacks():
+    text = ("Traceback (most recent call last):\n"
+            '  File "/venv/lib/site-packages/_pytest/runner.py", line 3, in call\n    yield\n'
+            '  File "/repo/tests/test_x.py", line 5, in test_x\n    assert f(1) == 2\n'
+            "AssertionError: assert 3 == 2")
+    pruned = prune_traceback(text)
+    assert "_pytest" not in pruned and "test_x.py" in pruned and "assert 3 == 2" in pruned
+
+
+def test_canonical_comparison_is_exact_about_types_and_tolerant_about_float_rounding():
+    assert same(["int", "1"], ["int", "1"])
+    assert not same(["int", "1"], ["bool", True])
+    assert not same(["int", "1"], ["float", "1.0"])
+    assert same(["float", "0.30000000000000004"], ["float", "0.3"])
+    assert same(["float", "nan"], ["float", "nan"])
+    assert not same(["float", "nan"], ["float", "1.0"])
+    assert not same(["list", [["int", "1"]]], ["tuple", [["int", "1"]]])
+
+
+def test_the_static_scan_names_tricks_and_forgives_what_the_reference_does_too():
+    assert "exit-trick" in hackscan.scan("import os\nos._exit(0)")
+    assert "introspection" in hackscan.scan("import sys\nreturn sys._getframe(1).f_locals['expected']")
+    assert "eq-always-true" in hackscan.scan("class A:\n    def __eq__(self, o):\n        return True\nreturn A()")
+    assert hackscan.scan("return sum(xs) / len(xs)") == ()
+    assert "exit-trick" not in hackscan.scan("import sys\nsys.exit(1)", reference="import sys\nsys.exit(2)")
+    tests = "assert mean([4, 5, 6]) == 5.0\nassert mean([7, 8]) == 7.5"
+    assert "hardcoded-tests" in hackscan.scan("if xs == [4, 5, 6]:\n    return 5.0\nreturn 7.5", test_texts=[tests])
+
+
+def test_grok_records_calls_with_types_summaries_and_canonical_results(fx):
+    prep, _tasks = fx
+    rows = prep.store.query("SELECT * FROM calls WHERE source_key=? AND qualname='calc.core:mean' ORDER BY seq",
+                            (prep.source.key,))
+    assert rows, "no calls recorded for calc.core:mean"
+    by_result = {r["result"]: r for r in rows}
+    assert json.dumps(["float", "2.5"]) in by_result
+    row = by_result[json.dumps(["float", "2.5"])]
+    assert json.loads(row["arg_types"]) == {"xs": "list"} and row["return_type"] == "float"
+    assert "[1, 2, 3, 4]" in json.loads(row["summary"])["xs"] and row["args"]
+    raised = [r for r in rows if r["exception"]]
+    assert raised and raised[0]["exception"] == "ValueError" and raised[0]["result"] is None
+
+
+def test_the_reference_solves_with_equivalence_and_a_wrong_body_fails_with_feedback(fx):
+    prep, tasks = fx
+    task = tasks["calc.core:mean"]
+    ok = prep.verifier.verify(task, task.reference_body)
+    assert ok.solved and ok.reward == 1.0 and ok.extra["engine"] == "warm" and ok.extra["path"] == "warm"
+    assert ok.eq_cases >= 2 and ok.eq_matched == ok.eq_cases
+    assert ok.extra["canary"] == "failed"
+    bad = prep.verifier.verify(task, "return 0")
+    assert bad.status == "failed" and bad.reward == 0.0 and not bad.integrity_flags
+    assert "test_mean" in bad.feedback and "assert" in bad.feedback and "_pytest" not in bad.feedback
+
+
+def test_a_body_that_passes_the_tests_but_differs_on_recorded_calls_is_caught(fx):
+    prep, tasks = fx
+    task = tasks["calc.core:Stack.push"]
+    honest = "self.items += [x]\nreturn len(self.items)"
+    assert prep.verifier.verify(task, honest).reward == 1.0
+    # Every covering test passes, but the object's state after the call differs from the reference's.
+    v = prep.verifier.verify(task, "self.items.append(x)\nself.last = x\nreturn len(self.items)")
+    assert all(o.outcome == "passed" for o in v.outcomes)
+    assert v.reward == 0.0 and "eq-mismatch" in v.flags and v.eq_matched < v.eq_cases
+    # A float where the reference returns an int: equal under ==, not under exact types.
+    v = prep.verifier.verify(task, "self.items.append(x)\nreturn float(len(self.items))")
+    assert all(o.outcome == "passed" for o in v.outcomes) and "eq-mismatch" in v.flags
+
+
+def test_the_engine_replaces_a_worker_that_was_killed(fx):
+    prep, tasks = fx
+    task = tasks["calc.core:clamp"]
+    assert prep.verifier.verify(task, task.reference_body).solved
+    for w in prep.verifier.engine._all:
+        if w.alive:
+            os.kill(w.proc.pid, signal.SIGKILL)
+    time.sleep(0.1)
+    v = prep.verifier.verify(task, task.reference_body)
+    assert v.solved or "worker-killed" in v.flags
+    assert prep.verifier.verify(task, task.reference_body).solved
+
+
+def test_subprocess_trust_uses_a_fresh_pytest_and_still_scans(fx):
+    prep, tasks = fx
+    task = tasks["calc.core:words"]
+    with Verifier(prep.source.root, Path(sys.executable), prep.source.import_roots,
+                  config=VerifyConfig(trust="subprocess", timeout=30)) as cold:
+        assert cold.engine is None
+        ok = cold.verify(task, task.reference_body)
+        assert ok.solved and ok.extra["engine"] == "subprocess"
+        assert "exit-trick" in cold.verify(task, "import os\nos._exit(0)").flags
+
+
+def test_closing_the_verifier_removes_the_workers_and_their_copies(fx, tmp_path):
+    prep, tasks = fx
+    tmp_path.chmod(0o755)
+    for parent in tmp_path.parents:
+        if str(parent).startswith("/tmp/"):
+            parent.chmod(parent.stat().st_mode | 0o005)
+    task = tasks["calc.core:words"]
+    with Verifier(prep.source.root, Path(sys.executable), prep.source.import_roots, workdir=tmp_path,
+                  config=VerifyConfig(workers=1, timeout=30)) as v:
+        assert v.verify(task, task.reference_body).solved
+        pid = v.engine._all[0].proc.pid
+        assert any(p.name.startswith("regrow-engine-") for p in tmp_path.iterdir())
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_unknown_trust_levels_are_refused(fx):
+    prep, _ = fx
+    with pytest.raises(ValueError):
+        Verifier(prep.source.root, Path(sys.executable), prep.source.import_roots, config=VerifyConfig(trust="lax"))
