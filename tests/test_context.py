@@ -247,3 +247,26 @@ def test_ranking_does_not_depend_on_the_hash_seed(shop):
                               capture_output=True, text=True, env=env, check=True)
         outs.append(done.stdout)
     assert outs[0] == outs[1] and '"items"' in outs[0]
+
+
+def test_tokenizers_are_named_and_need_no_download():
+    assert get_tokenizer("utf8").count("héllo") == 6
+    smol = get_tokenizer("smollm2")
+    assert smol.name == "smollm2" and 0 < smol.count("def clamp(x, lo, hi):") < 21
+    with pytest.raises(Exception, match="unknown tokenizer"):
+        get_tokenizer("gpt-4")
+
+
+def test_the_cli_prints_a_pack_as_json(shop):
+    from typer.testing import CliRunner
+
+    from regrow.cli import app
+
+    store, source, _ = shop
+    home = Path(store.path).parent
+    result = CliRunner().invoke(app, ["context", str(source.root), "Cart.total", "--home", str(home),
+                                      "--python", sys.executable, "--budget", "300", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout[result.stdout.index("{"): result.stdout.rindex("}") + 1])
+    assert data["format"] == "regrow-context/1" and data["target"] == "shop.cart:Cart.total"
+    assert data["tokens"] <= 300 and data["tokenizer"] == "smollm2" and data["items"]

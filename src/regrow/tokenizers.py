@@ -13,6 +13,7 @@ Every figure that counts tokens names the tokenizer it used.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import threading
 from functools import lru_cache
@@ -51,11 +52,20 @@ class GgufTokenizer:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._llm = llama_cpp.Llama(model_path=str(self.path), vocab_only=True, verbose=False)
+        # Free it before interpreter shutdown tears down the modules its destructor needs.
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        llm, self._llm = getattr(self, "_llm", None), None
+        if llm is not None and hasattr(llm, "close"):
+            llm.close()
 
     def count(self, text: str) -> int:
         if not text:
             return 0
         with self._lock:
+            if self._llm is None:
+                raise RuntimeError(f"the {self.name} tokenizer was closed")
             return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 
