@@ -35,6 +35,12 @@ class RunConfig(BaseModel):
     python: Path | None = Field(None, description="Use this interpreter (an existing environment).")
     run_id: str | None = Field(None, description="Name of the run; default derived from what it does.")
     cache: bool = Field(True, description="Reuse stored model responses for identical requests.")
+    stop_on_solve: bool = Field(False, description="Best-of-n: stop a task's other chains once one solves it "
+                                                   "(cheaper; pass@k then counts only the chains that ran).")
+    task_tokens: int | None = Field(None, ge=1, description="Completion-token budget per task, over all chains.")
+    task_seconds: float | None = Field(None, gt=0, description="Wall-time budget per task, from its first model call.")
+    model_concurrency: int | None = Field(None, ge=1, description="Model calls in flight at once "
+                                                                  "(default: the solver's own setting).")
     temperature: float | None = Field(None, description="Sampling temperature (model solvers).")
     max_tokens: int | None = Field(None, description="Completion token limit (model solvers).")
     trust: str = Field("strict", pattern="^(strict|fast|subprocess)$",

@@ -10,6 +10,7 @@ import hashlib
 import json
 import random
 import re
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from .envs import Environment, ensure_environment
 from .grok import grok
 from .hollow import HollowConfig
 from .index import Index
-from .loop import run_chain
+from .loop import TaskBudget, run_chain
 from .recorder import CallLog
 from .sandbox import kill_active
 from .solvers import make_solver
@@ -122,18 +123,39 @@ def run(spec: str, config: RunConfig, hooks: Hooks = Hooks()) -> str:
     else:
         hooks.log(f"resuming run {run_id}")
     solver = make_solver(config.solver, _solver_options(config), root=prep.source.root, index=prep.index)
-    chains = [(t, s) for t in chosen for s in range(config.samples)]
-    done = 0
+    stats = solve(prep, chosen, solver, run_id, config, hooks)
+    with store.write() as w:
+        w.execute("UPDATE runs SET finished=? WHERE run_id=?", (time.time(), run_id))
+    hooks.log(f"wall {stats['wall']:.1f}s: model {stats['model']:.1f}s, verification {stats['verify']:.1f}s "
+              f"(summed over chains)")
+    return run_id
+
+
+def solve(prep: Prepared, chosen: list[Task], solver, run_id: str, config: RunConfig, hooks: Hooks) -> dict:
+    """Run every (task, sample) chain. Model calls and verifications each have their own limit
+    (semaphores), and enough threads to fill both, so the two overlap instead of adding up."""
+    model_limit = config.model_concurrency or _solver_concurrency(solver) or config.workers
+    model_slots, verify_slots = threading.BoundedSemaphore(model_limit), threading.BoundedSemaphore(config.workers)
+    budgets = {t.task_id: TaskBudget(tokens=config.task_tokens, seconds=config.task_seconds,
+                                     stop_on_solve=config.stop_on_solve) for t in chosen}
+    contexts = ContextCache(prep)
+    # Chains in sample-major order: with stop-on-solve the first sample of every task runs first.
+    chains = [(t, s) for s in range(config.samples) for t in chosen]
+    done, totals = 0, {"model": 0.0, "verify": 0.0}
     hooks.progress("solve", 0, len(chains))
-    pool = ThreadPoolExecutor(max_workers=config.workers)
+    start = time.perf_counter()
+    pool = ThreadPoolExecutor(max_workers=model_limit + config.workers)
     try:
-        pending = {pool.submit(run_chain, run_id, t, s, solver=solver, verifier=prep.verifier, store=store,
+        pending = {pool.submit(run_chain, run_id, t, s, solver=solver, verifier=prep.verifier, store=prep.store,
                                turns=config.turns, seed=config.seed, source_root=str(prep.source.root),
-                               cache=config.cache) for t, s in chains}
+                               cache=config.cache, context=contexts.get, budget=budgets[t.task_id],
+                               model_slots=model_slots, verify_slots=verify_slots) for t, s in chains}
         while pending:
             finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for fut in finished:
-                fut.result()
+                res = fut.result()
+                totals["model"] += res.model_seconds
+                totals["verify"] += res.verify_seconds
                 done += 1
                 hooks.progress("solve", done, len(chains))
     except BaseException:
@@ -141,9 +163,27 @@ def run(spec: str, config: RunConfig, hooks: Hooks = Hooks()) -> str:
         kill_active()
         raise
     pool.shutdown()
-    with store.write() as w:
-        w.execute("UPDATE runs SET finished=? WHERE run_id=?", (time.time(), run_id))
-    return run_id
+    return {**totals, "wall": time.perf_counter() - start}
+
+
+def _solver_concurrency(solver) -> int | None:
+    """A model solver's own limit on calls in flight (its resolved options), if it has one."""
+    return getattr(getattr(solver, "options", None), "concurrency", None)
+
+
+class ContextCache:
+    """The prompt's context section, built once per task (None: the solver's own default)."""
+
+    def __init__(self, prep: Prepared):
+        self.prep = prep
+        self._cache: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def get(self, task: Task) -> str | None:
+        with self._lock:
+            if task.task_id not in self._cache:
+                self._cache[task.task_id] = None
+            return self._cache[task.task_id]
 
 
 def _solver_options(config: RunConfig):
