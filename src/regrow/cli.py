@@ -132,6 +132,12 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
         temperature: Optional[float] = typer.Option(None, help="Sampling temperature."),
         max_tokens: Optional[int] = typer.Option(None, help="Completion token limit."),
         run_id: Optional[str] = typer.Option(None, "--run-id", help="Name the run (default: derived)."),
+        stop_on_solve: bool = typer.Option(False, "--stop-on-solve", help="Best-of-n: stop a task's other chains "
+                                           "once one solves it."),
+        task_tokens: Optional[int] = typer.Option(None, help="Completion-token budget per task."),
+        task_seconds: Optional[float] = typer.Option(None, help="Wall-time budget per task."),
+        model_concurrency: Optional[int] = typer.Option(None, help="Model calls in flight at once."),
+        trust: Optional[str] = typer.Option(None, help="Verification: strict (default), fast, subprocess."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse stored model responses."),
         home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
     """Grok, hollow, validate, then let a solver regrow each body; prints the report."""
@@ -141,7 +147,9 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
         config = _config(home=home, python=python, solver=solver, samples=samples, turns=turns, tasks=tasks,
                          seed=seed, workers=workers, timeout=timeout, min_statements=min_statements,
                          temperature=temperature, max_tokens=max_tokens, run_id=run_id,
-                         cache=False if no_cache else None)
+                         cache=False if no_cache else None, stop_on_solve=stop_on_solve or None,
+                         task_tokens=task_tokens, task_seconds=task_seconds, model_concurrency=model_concurrency,
+                         trust=trust)
         with _hooks(as_json) as hooks:
             rid = run_(source, config, hooks)
         rep = reports.build_report(open_store(config), rid)

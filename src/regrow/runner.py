@@ -99,6 +99,11 @@ def run_key(source: Source, config: RunConfig) -> str:
     what = {"source": source.key, "solver": config.solver, "samples": config.samples, "turns": config.turns,
             "tasks": config.tasks, "seed": config.seed, "min_statements": config.min_statements,
             "temperature": config.temperature, "max_tokens": config.max_tokens}
+    # Settings that change results name a different run; defaults keep earlier run ids.
+    for name in ("stop_on_solve", "task_tokens", "task_seconds", "trust"):
+        value = getattr(config, name)
+        if value != RunConfig.model_fields[name].default:
+            what[name] = value
     digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", config.solver).strip("-")[:40]
     return f"{source.name}-{slug}-{digest}"
