@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +38,11 @@ def _guard() -> Iterator[None]:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: everything verified so far is saved; "
                       "run the same command again to resume.")
-        raise typer.Exit(130)
+        # Worker threads may be inside a model call that cannot be interrupted; every finished
+        # attempt is already committed, so leave now instead of waiting for them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
 
 
 @contextmanager
