@@ -48,3 +48,39 @@ def test_run_then_report_and_compare_as_json(tmp_path, calc_repo):
     assert table.returncode == 0 and "pass@1" in table.stdout and "100.0%" in table.stdout
     missing = regrow_cli("report", "no-such-run", "--home", home, cwd=tmp_path)
     assert missing.returncode == 2 and "no run 'no-such-run'" in missing.stderr
+
+
+def test_ctrl_c_saves_what_was_verified_and_the_same_command_resumes(tmp_path, calc_repo):
+    import signal
+    import sqlite3
+    import time
+
+    home = tmp_path / "h"
+    src = str(Path(regrow.__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": src}
+    cmd = [sys.executable, "-m", "regrow", "run", str(calc_repo), "--solver", "null", "--turns", "4",
+           "--python", sys.executable, "--home", str(home), "--workers", "1", "--run-id", "ctrl-c"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def attempts() -> int:
+        try:
+            con = sqlite3.connect(home / "regrow.sqlite", timeout=5)
+            return con.execute("SELECT COUNT(*) FROM attempts WHERE run_id='ctrl-c'").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.monotonic() + 300
+    while attempts() < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "run the same command again to resume" in " ".join(err.split())
+    saved = attempts()
+    assert 2 <= saved < 32
+    res = subprocess.run(cmd + ["--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    report = json.loads(res.stdout)
+    assert report["finished"] and report["attempts"] == 32 and report["pass_at"] == {"1": 0.0}
+    con = sqlite3.connect(home / "regrow.sqlite")
+    assert con.execute("SELECT COUNT(DISTINCT task_id || sample || turn) FROM attempts WHERE run_id='ctrl-c'"
+                       ).fetchone()[0] == 32

@@ -20,7 +20,7 @@ from .errors import RegrowError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn a Python repository with tests into a verifiable-reward environment for code models.")
-console = Console(stderr=True)
+console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
 out = Console() if sys.stdout.isatty() else Console(width=200)  # tables stay whole in pipes and files
 
 HomeOpt = typer.Option(None, "--home", help="Folder for caches and the store (default ./.regrow).")
