@@ -37,7 +37,7 @@ def _prompt_text(body: dict) -> str:
 
 def teacher(body: dict) -> Reply:
     """Wrong first; right once the prompt carries the failing test's feedback."""
-    return Reply(texts=(RIGHT if "test_clamp" in _prompt_text(body) else WRONG,))
+    return Reply(texts=(RIGHT if "FAILED tests/test_ops.py::test_clamp" in _prompt_text(body) else WRONG,))
 
 
 def test_feedback_reaches_the_model_and_the_chain_stops_when_solved(calc):
@@ -52,13 +52,16 @@ def test_feedback_reaches_the_model_and_the_chain_stops_when_solved(calc):
     assert [(r["turn"], r["status"]) for r in rows] == [(0, "failed"), (1, "solved")]  # no third turn
     clamp_prompts = [b for b in asked if "body of `clamp`" in b["messages"][-1]["content"]]
     assert len(clamp_prompts) == 2
-    assert "test_clamp" not in _prompt_text(clamp_prompts[0])
+    assert "FAILED tests/test_ops.py::test_clamp" not in _prompt_text(clamp_prompts[0])
     second = _prompt_text(clamp_prompts[1])
     assert "tests/test_ops.py::test_clamp" in second and "return x" in second  # its own answer and the feedback
     attempt = json.loads(rows[1]["attempt"])
     assert attempt["history"][0][0] == WRONG and "test_clamp" in attempt["history"][0][1]
     assert attempt["meta"]["prompt"][-1]["content"] in second  # the exact prompt sent is recorded
     assert rep.pass_at_first_turn < rep.pass_at[1]
+    # The prompt's context section came from the repository context engine, recorded with the turn.
+    assert attempt["context"] and attempt["context"].strip().splitlines()[0] in second
+    assert "def test_clamp" in attempt["context"]  # the covering test is shown to the model
 
 
 def test_a_repeated_run_is_answered_from_the_response_cache(calc):

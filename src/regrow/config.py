@@ -41,6 +41,9 @@ class RunConfig(BaseModel):
     task_seconds: float | None = Field(None, gt=0, description="Wall-time budget per task, from its first model call.")
     model_concurrency: int | None = Field(None, ge=1, description="Model calls in flight at once "
                                                                   "(default: the solver's own setting).")
+    context: str = Field("engine", pattern="^(engine|simple)$",
+                         description="Prompt context for model solvers: the ranked repository context engine, "
+                                     "or the simple same-file context.")
     temperature: float | None = Field(None, description="Sampling temperature (model solvers).")
     max_tokens: int | None = Field(None, description="Completion token limit (model solvers).")
     trust: str = Field("strict", pattern="^(strict|fast|subprocess)$",

@@ -100,7 +100,7 @@ def run_key(source: Source, config: RunConfig) -> str:
             "tasks": config.tasks, "seed": config.seed, "min_statements": config.min_statements,
             "temperature": config.temperature, "max_tokens": config.max_tokens}
     # Settings that change results name a different run; defaults keep earlier run ids.
-    for name in ("stop_on_solve", "task_tokens", "task_seconds", "trust"):
+    for name in ("stop_on_solve", "task_tokens", "task_seconds", "trust", "context"):
         value = getattr(config, name)
         if value != RunConfig.model_fields[name].default:
             what[name] = value
@@ -143,7 +143,7 @@ def solve(prep: Prepared, chosen: list[Task], solver, run_id: str, config: RunCo
     model_slots, verify_slots = threading.BoundedSemaphore(model_limit), threading.BoundedSemaphore(config.workers)
     budgets = {t.task_id: TaskBudget(tokens=config.task_tokens, seconds=config.task_seconds,
                                      stop_on_solve=config.stop_on_solve) for t in chosen}
-    contexts = ContextCache(prep)
+    contexts = ContextCache(prep, config, solver)
     # Chains in sample-major order: with stop-on-solve the first sample of every task runs first.
     chains = [(t, s) for s in range(config.samples) for t in chosen]
     done, totals = 0, {"model": 0.0, "verify": 0.0}
@@ -177,17 +177,30 @@ def _solver_concurrency(solver) -> int | None:
 
 
 class ContextCache:
-    """The prompt's context section, built once per task (None: the solver's own default)."""
+    """The prompt's context section, built once per task.
 
-    def __init__(self, prep: Prepared):
+    With ``config.context == "engine"`` and a model solver, the repository context engine packs
+    it (task mode: nothing derived from the hidden body); otherwise None, and the solver uses
+    its own simple same-file context.
+    """
+
+    def __init__(self, prep: Prepared, config: RunConfig, solver):
         self.prep = prep
+        self.enabled = config.context == "engine" and hasattr(solver, "options")
+        options = getattr(solver, "options", None)
+        self.budget = getattr(options, "context_budget", None) or 2000
         self._cache: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
     def get(self, task: Task) -> str | None:
+        if not self.enabled:
+            return None
         with self._lock:
             if task.task_id not in self._cache:
-                self._cache[task.task_id] = None
+                from .context import context_for_task
+                self._cache[task.task_id] = context_for_task(
+                    task, store=self.prep.store, source_key=self.prep.source.key, root=self.prep.source.root,
+                    budget=self.budget)
             return self._cache[task.task_id]
 
 
