@@ -143,6 +143,7 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
         task_seconds: Optional[float] = typer.Option(None, help="Wall-time budget per task."),
         model_concurrency: Optional[int] = typer.Option(None, help="Model calls in flight at once."),
         trust: Optional[str] = typer.Option(None, help="Verification: strict (default), fast, subprocess."),
+        context: Optional[str] = typer.Option(None, help="Prompt context: engine (default) or simple."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse stored model responses."),
         home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
     """Grok, hollow, validate, then let a solver regrow each body; prints the report."""
@@ -154,7 +155,7 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
                          temperature=temperature, max_tokens=max_tokens, run_id=run_id,
                          cache=False if no_cache else None, stop_on_solve=stop_on_solve or None,
                          task_tokens=task_tokens, task_seconds=task_seconds, model_concurrency=model_concurrency,
-                         trust=trust)
+                         trust=trust, context=context)
         with _hooks(as_json) as hooks:
             rid = run_(source, config, hooks)
         rep = reports.build_report(open_store(config), rid)
