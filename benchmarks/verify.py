@@ -46,7 +46,7 @@ def pct(values, q):
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def bench(spec: str, home: Path, n: int, seed: int = 0) -> dict:
+def bench(spec: str, home: Path, n: int, seed: int = 0, timeout: float = 10.0) -> dict:
     prep = prepare(spec, RunConfig(home=home, solver="oracle", workers=1))
     src, env = prep.source, prep.env
     if prep.store.one("SELECT 1 FROM calls WHERE source_key=?", (src.key,)) is None:
@@ -56,9 +56,9 @@ def bench(spec: str, home: Path, n: int, seed: int = 0) -> dict:
     random.Random(seed).shuffle(tasks)
     tasks = tasks[: max(1, n // 2)]
     candidates = [(t, b) for t in tasks for b in (t.reference_body, BROKEN)][:n]
-    cold = Verifier(src.root, env.python, src.import_roots, config=VerifyConfig(trust="subprocess"))
+    cold = Verifier(src.root, env.python, src.import_roots, config=VerifyConfig(trust="subprocess", timeout=timeout))
     warm = Verifier(src.root, env.python, src.import_roots, calls=CallLog(prep.store, src.key),
-                    config=VerifyConfig(trust="strict", workers=1))
+                    config=VerifyConfig(trust="strict", workers=1, timeout=timeout))
     t0 = time.perf_counter()
     warm.engine.start()
     start_s = time.perf_counter() - t0
@@ -70,7 +70,7 @@ def bench(spec: str, home: Path, n: int, seed: int = 0) -> dict:
         va = cold.verify(task, body)
         a.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        cold._run_cold(task.path, splice(task, body), ())
+        cold._run_cold(task.path, splice(task, body), ())  # the whole suite
         b.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         vc = warm.verify(task, body)
@@ -93,11 +93,12 @@ def main() -> None:
     ap.add_argument("specs", nargs="+")
     ap.add_argument("--home", type=Path, default=Path("/tmp/regrow-bench"))
     ap.add_argument("-n", type=int, default=50, help="candidates per package")
+    ap.add_argument("--timeout", type=float, default=10.0, help="wall seconds per candidate, all three ways")
     args = ap.parse_args()
     rows = []
     for spec in args.specs:
         name = spec.split(":")[-1].split("==")[0]
-        rows.append(bench(spec, args.home / name, args.n))
+        rows.append(bench(spec, args.home / name, args.n, timeout=args.timeout))
     print(f"{'package':28} {'n':>3} {'(a) fresh med/p90':>18} {'(b) suite med/p90':>18} {'(c) engine med/p90':>19} "
           f"{'(a)/(c)':>8} {'(c)-floor med/p90':>18} {'a=c':>4} {'fresh':>5}")
     for r in rows:

@@ -123,8 +123,9 @@ class Verifier:
             return Verdict(status=MALFORMED, tests_total=len(task.tests), tests_passed=0,
                            feedback=f"Your answer could not be used: {malformed or 'no code found'}.")
         text = splice(task, body)
+        symbol, classes = candidate_symbol(task, text)
         try:
-            pyast.parse(text)
+            parse_function(text, symbol, classes)
         except SyntaxError as exc:
             return Verdict(status=MALFORMED, tests_total=len(task.tests), tests_passed=0,
                            feedback=f"The body does not parse in place: line {exc.lineno}: {exc.msg}.")
@@ -132,7 +133,6 @@ class Verifier:
         # judge it by the tests alone.
         trust = "fast" if body.strip() == STUB and self.config.trust == "strict" else self.config.trust
         scan = hackscan.scan(body, task.reference_body, self._test_texts(task)) if trust != "fast" else ()
-        symbol, classes = candidate_symbol(task, text)
         outcome = self._run(task.path, text, task.tests, symbol, classes)
         verdict = judge(task, outcome, self.config.feedback_chars)
         flags = set(verdict.flags) | set(outcome.flags) | set(scan) | outcome_flags(verdict.outcomes)
@@ -151,8 +151,8 @@ class Verifier:
             verdict = replace(verdict, status=FAILED_STATUS,
                               feedback="Every covering test passed, but the answer was rejected by the integrity "
                                        f"checks: {', '.join(verdict.integrity_flags)}. Write an honest implementation.")
-        verdict = replace(verdict, duration=time.monotonic() - start)
-        return with_similarity(verdict, task, text)
+        verdict = with_similarity(verdict, task, text, symbol[2])
+        return replace(verdict, duration=time.monotonic() - start)
 
     def _test_texts(self, task: Task) -> list[str]:
         out = []
@@ -174,6 +174,21 @@ def candidate_symbol(task: Task, text: str) -> tuple[tuple[str, int, int], tuple
     last = task.stub_end + len(text.splitlines()) - len(task.hollowed_file.splitlines())
     classes = tuple(task.symbol.local_name.split(".")[:-1])
     return (task.symbol.name, task.symbol.start, last), classes
+
+
+def parse_function(text: str, symbol: tuple[str, int, int], classes: tuple[str, ...]) -> None:
+    """Raise SyntaxError unless the candidate function parses, at its own line numbers.
+
+    Only the function is parsed (inside headers of its classes), not the whole file: every body
+    line is indented into the function, so the function parses alone exactly when the body is
+    well-formed in place, and a body that only parses by swallowing the rest of the file (an
+    unclosed string) is refused.
+    """
+    _name, first, last = symbol
+    lines = text.splitlines(True)[first - 1: last]
+    header = "".join(f"{' ' * i}class {c}:\n" for i, c in enumerate(classes))
+    pad = max(0, first - 1 - len(classes))
+    pyast.parse("\n" * pad + header + "".join(lines))
 
 
 def outcome_flags(outcomes: tuple[TestOutcome, ...]) -> set[str]:
@@ -236,10 +251,20 @@ def _trim(text: str, limit: int) -> str:
     return text[:half] + "\n...\n" + text[-half:]
 
 
-def with_similarity(verdict: Verdict, task: Task, regenerated_file: str) -> Verdict:
-    """Add function- and file-level edit distance to the original (see docs/metrics.md)."""
-    f_dist, f_sim, f_err = edit_scores(function_text(task.original_file, task.symbol),
-                                       function_text(regenerated_file, task.symbol))
+def with_similarity(verdict: Verdict, task: Task, regenerated_file: str, last: int | None = None) -> Verdict:
+    """Add function- and file-level edit distance to the original (see docs/metrics.md).
+
+    ``last``: the function's last line in ``regenerated_file`` when known (`candidate_symbol`),
+    which spares parsing both files to find it.
+    """
+    if last is not None:
+        start = task.symbol.start - 1
+        original = "\n".join(task.original_file.splitlines()[start: task.symbol.end])
+        regenerated = "\n".join(regenerated_file.splitlines()[start: last])
+    else:
+        original = function_text(task.original_file, task.symbol)
+        regenerated = function_text(regenerated_file, task.symbol)
+    f_dist, f_sim, f_err = edit_scores(original, regenerated)
     d_dist, d_sim, d_err = edit_scores(task.original_file, regenerated_file)
     return replace(verdict, func_distance=f_dist, func_similarity=f_sim, func_error=f_err,
                    file_distance=d_dist, file_similarity=d_sim, file_error=d_err)
