@@ -95,8 +95,8 @@ def choose_tasks(valid: list[Task], limit: int | None, seed: int) -> list[Task]:
     return ordered[:limit] if limit else ordered
 
 
-def run_key(source: Source, config: RunConfig) -> str:
-    what = {"source": source.key, "solver": config.solver, "samples": config.samples, "turns": config.turns,
+def run_key(source: Source, config: RunConfig, solver_identity: str | None = None) -> str:
+    what = {"source": source.key, "solver": solver_identity or config.solver, "samples": config.samples, "turns": config.turns,
             "tasks": config.tasks, "seed": config.seed, "min_statements": config.min_statements,
             "temperature": config.temperature, "max_tokens": config.max_tokens}
     # Settings that change results name a different run; defaults keep earlier run ids.
@@ -117,7 +117,9 @@ def run(spec: str, config: RunConfig, hooks: Hooks = Hooks()) -> str:
         raise NoTestsError(f"{prep.source.name}: no valid tasks (of {len(prep.tasks)} hollowed functions); "
                            "see `regrow hollow` for the reasons")
     chosen = choose_tasks(prep.valid, config.tasks, config.seed)
-    run_id = config.run_id or run_key(prep.source, config)
+    solver = make_solver(config.solver, _solver_options(config), root=prep.source.root, index=prep.index)
+    # A model solver's identity includes its resolved options (sampling, budgets): other options, other run.
+    run_id = config.run_id or run_key(prep.source, config, getattr(solver, "cache_key", None))
     store = prep.store
     if store.one("SELECT 1 FROM runs WHERE run_id=?", (run_id,)) is None:
         with store.write() as w:
@@ -127,7 +129,6 @@ def run(spec: str, config: RunConfig, hooks: Hooks = Hooks()) -> str:
                                    "timings": prep.timings})))
     else:
         hooks.log(f"resuming run {run_id}")
-    solver = make_solver(config.solver, _solver_options(config), root=prep.source.root, index=prep.index)
     stats = solve(prep, chosen, solver, run_id, config, hooks)
     with store.write() as w:
         w.execute("UPDATE runs SET finished=? WHERE run_id=?", (time.time(), run_id))

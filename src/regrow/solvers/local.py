@@ -130,7 +130,7 @@ class _GGUFModel:
         self._perf_reset()
         out = self.llama.create_chat_completion(
             messages=messages, temperature=options.temperature, top_p=options.top_p or 0.95,
-            max_tokens=max_tokens, stop=stop or None, seed=seed)
+            max_tokens=max_tokens, stop=stop or None, seed=seed, repeat_penalty=options.repeat_penalty or 1.0)
         choice = out["choices"][0]
         return self._generated(choice["message"].get("content") or "", choice, out)
 
@@ -139,7 +139,7 @@ class _GGUFModel:
         self._perf_reset()
         out = self.llama.create_completion(
             prompt=prompt, temperature=options.temperature, top_p=options.top_p or 0.95,
-            max_tokens=max_tokens, stop=stop or None, seed=seed)
+            max_tokens=max_tokens, stop=stop or None, seed=seed, repeat_penalty=options.repeat_penalty or 1.0)
         choice = out["choices"][0]
         return self._generated(choice.get("text") or "", choice, out)
 
@@ -204,6 +204,8 @@ class _HFModel:
             kwargs.update(temperature=options.temperature, top_p=options.top_p or 1.0)
         if stop:
             kwargs.update(stop_strings=stop, tokenizer=self.tok)
+        if options.repeat_penalty and options.repeat_penalty != 1.0:
+            kwargs["repetition_penalty"] = options.repeat_penalty
         with self.torch.no_grad():
             out = self.model.generate(ids, attention_mask=self.torch.ones_like(ids), **kwargs)
         new = out[0, ids.shape[-1]:]

@@ -86,7 +86,11 @@ class SolverOptions(BaseModel):
 
     file_budget: int | None = Field(None, ge=64)
     """Tokens allowed for the hollowed file; a longer file is shown as a window around the
-    target. None: 6000 (openai), 2000 (local)."""
+    target. None: 6000 (openai), 1200 (local)."""
+
+    repeat_penalty: float | None = Field(None, ge=1.0)
+    """Penalty on repeating recent tokens (local models; small ones loop without it).
+    None: 1.1 (local); not sent to openai servers."""
 
     prices: Prices | None = None
     """Cost per one million input and output tokens; None: cost is reported as 0."""
@@ -110,11 +114,12 @@ OPENAI_DEFAULTS: dict[str, object] = {
 
 LOCAL_DEFAULTS: dict[str, object] = {
     "temperature": 0.2,
-    "max_tokens": 512,
+    "max_tokens": 384,
     "max_retries": 0,
     "concurrency": 1,
     "n_ctx": 4096,
     "context_budget": 768,
-    "file_budget": 2000,
+    "file_budget": 1200,
+    "repeat_penalty": 1.1,
 }
 """Defaults for `LocalSolver`: a small model on CPU, so short prompts and answers."""
