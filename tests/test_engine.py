@@ -147,3 +147,21 @@ def test_unknown_trust_levels_are_refused(fx):
     prep, _ = fx
     with pytest.raises(ValueError):
         Verifier(prep.source.root, Path(sys.executable), prep.source.import_roots, config=VerifyConfig(trust="lax"))
+
+
+def test_directories_of_engines_whose_process_died_are_swept(tmp_path):
+    import subprocess
+
+    from regrow.engine import sweep_stale
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    old = time.time() - 3600
+    for name, owner in (("regrow-engine-dead", dead.stdout.strip()), ("regrow-engine-live", str(os.getpid())),
+                        ("regrow-engine-unknown", None)):
+        d = tmp_path / name
+        (d / "src").mkdir(parents=True)
+        if owner is not None:
+            (d / "owner").write_text(owner)
+        os.utime(d, (old, old))
+    assert sweep_stale(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["regrow-engine-live", "regrow-engine-unknown"]

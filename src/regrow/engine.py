@@ -99,6 +99,25 @@ def module_name(relpath: str, import_roots: tuple[str, ...]) -> str | None:
     return ".".join(parts)
 
 
+def sweep_stale(base: Path, min_age: float = 60.0) -> int:
+    """Remove engine directories left by processes that died without closing (SIGKILL, SIGTERM)."""
+    removed = 0
+    for d in base.glob("regrow-engine-*"):
+        try:
+            if time.time() - d.stat().st_mtime < min_age:
+                continue
+            owner = int((d / "owner").read_text())
+            os.kill(owner, 0)
+            continue  # its owner is alive
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue  # no owner recorded: not ours to judge
+        shutil.rmtree(d, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 def _searchable(path: Path) -> bool:
     """Whether any user may traverse every directory from / down to ``path``."""
     path = path.resolve()
@@ -180,6 +199,7 @@ class _Worker:
             base = None  # children with a dropped uid could not reach it
         self.dir = Path(tempfile.mkdtemp(prefix="regrow-engine-", dir=base))
         os.chmod(self.dir, 0o755)  # children with a dropped uid must reach the copy
+        (self.dir / "owner").write_text(str(os.getpid()))  # lets a later engine sweep it if we die unclosed
         copy = private_copy(eng.root, self.dir / "src", link=False)
         (self.dir / "tmp").mkdir()
         os.chmod(self.dir / "tmp", 0o755)
@@ -317,6 +337,7 @@ class Engine:
             self._slots.put(w)
         self._closed = False
         atexit.register(self.close)  # workers exit on their own when we do; their copies must go too
+        sweep_stale(Path(workdir) if workdir else Path(tempfile.gettempdir()))
 
     def _site_dirs(self) -> list[str]:
         try:
