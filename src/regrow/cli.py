@@ -104,6 +104,7 @@ def hollow(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==V
     from .tasks import summarize
     with _guard(), _hooks(as_json) as hooks:
         prep = prepare(source, _config(home=home, python=python, min_statements=min_statements, workers=workers), hooks)
+        prep.close()
     summary = summarize(prep.tasks, prep.excluded)
     if as_json:
         out.print_json(json.dumps({**summary, "valid_tasks": [t.task_id for t in prep.valid]}))

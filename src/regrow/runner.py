@@ -59,6 +59,10 @@ class Prepared:
     def valid(self) -> list[Task]:
         return [t for t in self.tasks if t.is_valid]
 
+    def close(self) -> None:
+        """Stop the verifier's warm workers (they are also stopped at exit)."""
+        self.verifier.close()
+
 
 def open_store(config: RunConfig) -> Store:
     return Store(config.home / "regrow.sqlite")
@@ -112,6 +116,13 @@ def run_key(source: Source, config: RunConfig, solver_identity: str | None = Non
 def run(spec: str, config: RunConfig, hooks: Hooks = Hooks()) -> str:
     """Run (or resume) a solver over a source's valid tasks. Returns the run id."""
     prep = prepare(spec, config, hooks)
+    try:
+        return _run_prepared(prep, spec, config, hooks)
+    finally:
+        prep.close()
+
+
+def _run_prepared(prep: Prepared, spec: str, config: RunConfig, hooks: Hooks) -> str:
     if not prep.valid:
         from .errors import NoTestsError
         raise NoTestsError(f"{prep.source.name}: no valid tasks (of {len(prep.tasks)} hollowed functions); "
