@@ -54,7 +54,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -63,7 +62,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .errors import InstallError
-from .source import Source, is_skipped_dir, pip_error_summary
+from .source import Source, is_skipped_dir, pip_error_summary, read_cfg, read_toml
 
 __all__ = [
     "Environment",
@@ -134,29 +133,13 @@ def _test_rank(name: str) -> int | None:
     return None
 
 
-def _read_toml(path: Path) -> dict:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return {}
-
-
-def _read_ini(path: Path) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read_string(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, configparser.Error):
-        return configparser.ConfigParser(interpolation=None)
-    return parser
-
-
 def _declared_extras(root: Path, pyproject: dict) -> list[str]:
     """Every extra the project declares, wherever its metadata lives."""
     names: list[str] = []
     optional = pyproject.get("project", {}).get("optional-dependencies", {})
     if isinstance(optional, dict):
         names += [k for k in optional if isinstance(k, str)]
-    cfg = _read_ini(root / "setup.cfg")
+    cfg = read_cfg(root / "setup.cfg")
     if cfg.has_section("options.extras_require"):
         names += cfg.options("options.extras_require")
     names += _setup_py_extras(root / "setup.py")
@@ -243,7 +226,7 @@ _FACTOR = re.compile(r"^!?[\w.-]+(\s*,\s*!?[\w.-]+)*\s*:(?!//)")
 def _tox_settings(root: Path, pyproject: dict) -> tuple[list[str], list[str]]:
     """(deps lines, extras) of tox's base test environment, from tox.ini, setup.cfg or pyproject."""
     for path, section in ((root / "tox.ini", "testenv"), (root / "setup.cfg", "tox:testenv")):
-        cfg = _read_ini(path)
+        cfg = read_cfg(path)
         if cfg.has_section(section):
             return (cfg.get(section, "deps", fallback="").splitlines(),
                     re.split(r"[\s,]+", cfg.get(section, "extras", fallback="")))
@@ -297,7 +280,7 @@ def _is_installable(root: Path) -> bool:
     """Whether pip can install the directory as a project (a setup.py or a real pyproject)."""
     if (root / "setup.py").is_file():
         return True
-    pyproject = _read_toml(root / "pyproject.toml")
+    pyproject = read_toml(root / "pyproject.toml")
     return "build-system" in pyproject or "project" in pyproject
 
 
@@ -315,7 +298,7 @@ def find_test_requirements(root: Path) -> TestRequirements:
     A directory that pip cannot install as a project also gets its plain ``requirements.txt``.
     """
     root = Path(root)
-    pyproject = _read_toml(root / "pyproject.toml")
+    pyproject = read_toml(root / "pyproject.toml")
     tox_lines, tox_extras = _tox_settings(root, pyproject)
 
     declared = {canonicalize_name(n): n for n in reversed(_declared_extras(root, pyproject))}

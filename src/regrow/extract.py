@@ -21,10 +21,8 @@ it in place of the stub. An accepted body always compiles there.
 from __future__ import annotations
 
 import ast
-import io
 import re
 import textwrap
-import tokenize
 from dataclasses import dataclass
 
 from . import pyast

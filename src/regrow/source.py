@@ -202,14 +202,16 @@ def content_key(root: Path) -> tuple[str, tuple[tuple[str, str], ...]]:
 # --------------------------------------------------------------------------- facts about a tree
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: Path) -> dict:
+    """A TOML file's table, or {} when it is missing or unreadable."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return {}
 
 
-def _read_cfg(path: Path) -> configparser.ConfigParser:
+def read_cfg(path: Path) -> configparser.ConfigParser:
+    """An INI file (setup.cfg, tox.ini), or an empty parser when it is missing or unreadable."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(path.read_text(encoding="utf-8"))
@@ -258,11 +260,11 @@ def project_metadata(root: Path) -> tuple[str, str | None]:
     root = Path(root)
     names: list[str | None] = []
     versions: list[str | None] = []
-    project = _read_toml(root / "pyproject.toml").get("project", {})
+    project = read_toml(root / "pyproject.toml").get("project", {})
     if isinstance(project, dict):
         names.append(project.get("name") if isinstance(project.get("name"), str) else None)
         versions.append(project.get("version") if isinstance(project.get("version"), str) else None)
-    cfg = _read_cfg(root / "setup.cfg")
+    cfg = read_cfg(root / "setup.cfg")
     if cfg.has_section("metadata"):
         names.append(cfg.get("metadata", "name", fallback=None))
         version = cfg.get("metadata", "version", fallback=None)
@@ -293,12 +295,12 @@ def detect_import_roots(root: Path) -> tuple[str, ...]:
     """
     root = Path(root)
     declared: str | None = None
-    tool = _read_toml(root / "pyproject.toml").get("tool", {})
+    tool = read_toml(root / "pyproject.toml").get("tool", {})
     package_dir = tool.get("setuptools", {}).get("package-dir", {}) if isinstance(tool, dict) else {}
     if isinstance(package_dir, dict) and isinstance(package_dir.get(""), str):
         declared = package_dir[""]
     else:
-        cfg = _read_cfg(root / "setup.cfg")
+        cfg = read_cfg(root / "setup.cfg")
         raw = cfg.get("options", "package_dir", fallback="")
         for line in raw.replace(";", "\n").splitlines():
             key, sep, value = line.partition("=")

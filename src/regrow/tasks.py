@@ -6,7 +6,6 @@ or as an exclusion with its reason, so every report can account for all of them.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable
@@ -18,7 +17,7 @@ from .source import Source
 from .store import Store
 from .task import EXCLUDED, FLAKY, PENDING, REFERENCE_FAILS, UNSUPPORTED, UNTESTED, VALID, Task, task_from_json, task_to_json
 from .verdict import PASSED
-from .verify import Verifier, judge
+from .verify import Verifier
 
 Progress = Callable[[int, int], None]
 
