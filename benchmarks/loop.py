@@ -30,7 +30,7 @@ from regrow.runner import Hooks, choose_tasks, prepare, run  # noqa: E402
 from regrow.solvers import make_solver  # noqa: E402
 from regrow.solvers.base import SolveRequest  # noqa: E402
 
-WRONG = "```python\ndef f():\n    return None\n```"
+WRONG = "```python\nreturn None\n```"  # a usable body that fails its tests: every answer is verified
 
 
 def timed_run(spec: str, home: Path, url: str, *, tasks: int, model_concurrency: int, workers: int,
