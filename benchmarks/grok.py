@@ -1,7 +1,8 @@
 """Grok cost next to the plain test suite, measured side by side in one run.
 
 For each package: the static part (parse every module), the test map (the suite under
-coverage.py with one dynamic context per test), and the plain suite (`python -m pytest` in the
+coverage.py with one dynamic context per test), the call recording for the equivalence check
+(a second suite run), and the plain suite (`python -m pytest` in the
 same environment, on the same private copy) — each repeated, medians printed, and the ratio
 test map / plain suite (goal: about 3x or less).
 
@@ -20,7 +21,9 @@ from pathlib import Path
 
 from regrow.envs import ensure_environment
 from regrow.grok import grok_static
+from regrow.recorder import record_calls
 from regrow.sandbox import PLUGIN_DIR
+from regrow.store import Store
 from regrow.source import resolve_source
 from regrow.testmap import run_test_map
 from regrow.workspace import private_copy, remove_tree
@@ -54,7 +57,8 @@ def main() -> None:
     for spec in args.sources:
         source = resolve_source(spec, home=args.home)
         env = ensure_environment(source, home=args.home)
-        static, tmap, plain = [], [], []
+        static, tmap, plain, record = [], [], [], []
+        scratch = Store(Path(tempfile.mkdtemp(prefix="regrow-bench-store-")) / "s.sqlite")
         n_tests = n_covered = 0
         for _ in range(args.repeats):  # interleaved, so drift in machine load hits all three alike
             t = time.perf_counter()
@@ -66,12 +70,17 @@ def main() -> None:
             n_tests = len(tm.tests)
             n_covered = sum(1 for s in symbols if not s.is_test and tm.covering(s))
             plain.append(plain_suite(source.root, env.python, source.import_roots))
+            covered = {s.qualname for s in symbols if not s.is_test and tm.covering(s)}
+            t = time.perf_counter()
+            record_calls(source.root, env.python, source.import_roots, scratch, source.key, qualnames=covered)
+            record.append(time.perf_counter() - t)
         med = statistics.median
-        rows.append((spec, len(symbols), n_tests, n_covered, med(static), med(tmap), med(plain)))
+        rows.append((spec, len(symbols), n_tests, n_covered, med(static), med(tmap), med(plain), med(record)))
     print(f"{'source':28} {'funcs':>6} {'tests':>6} {'covered':>8} {'static s':>9} {'testmap s':>10} "
-          f"{'plain suite s':>14} {'testmap/plain':>14}")
-    for spec, nf, nt, nc, s, tm, p in rows:
-        print(f"{spec:28} {nf:6d} {nt:6d} {nc:8d} {s:9.3f} {tm:10.3f} {p:14.3f} {tm / p:14.2f}")
+          f"{'record s':>9} {'plain suite s':>14} {'testmap/plain':>14} {'(map+record)/plain':>19}")
+    for spec, nf, nt, nc, s, tm, p, rec in rows:
+        print(f"{spec:28} {nf:6d} {nt:6d} {nc:8d} {s:9.3f} {tm:10.3f} {rec:9.3f} {p:14.3f} {tm / p:14.2f} "
+              f"{(tm + rec) / p:19.2f}")
     print(f"(medians of {args.repeats} interleaved repeats; python {sys.version.split()[0]})")
 
 
