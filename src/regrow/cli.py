@@ -11,6 +11,7 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -20,8 +21,9 @@ from .errors import RegrowError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn a Python repository with tests into a verifiable-reward environment for code models.")
-console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
-out = Console() if sys.stdout.isatty() else Console(width=200)  # tables stay whole in pipes and files
+# emoji=False: ":name:" in qualnames (pkg.mod:clamp: ...) must never turn into pictures.
+console = Console(stderr=True, emoji=False) if sys.stderr.isatty() else Console(stderr=True, width=200, emoji=False)
+out = Console(emoji=False) if sys.stdout.isatty() else Console(width=200, emoji=False)  # tables stay whole in pipes and files
 
 HomeOpt = typer.Option(None, "--home", help="Folder for caches and the store (default ./.regrow).")
 PythonOpt = typer.Option(None, "--python", help="Run the target's tests with this interpreter.")
@@ -33,7 +35,7 @@ def _guard() -> Iterator[None]:
     try:
         yield
     except RegrowError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: everything verified so far is saved; "
@@ -54,7 +56,7 @@ def _hooks(quiet: bool = False):
 
     def log(msg: str) -> None:
         if not quiet:
-            progress.console.print(f"[dim]·[/] {msg}", highlight=False)
+            progress.console.print(f"[dim]·[/] {escape(msg)}", highlight=False)
 
     def step(phase: str, done: int, total: int) -> None:
         if phase not in bars:
@@ -120,7 +122,7 @@ def _render_tasks(summary: dict) -> None:
     table.add_row("hollowed", str(summary["hollowed"]))
     table.add_row("[bold]valid[/]", f"[bold]{summary['valid']}[/]")
     for reason, n in summary["by_reason"].items():
-        table.add_row(f"  {reason}", str(n))
+        table.add_row(f"  {escape(reason)}", str(n))
     out.print(table)
 
 
@@ -192,7 +194,8 @@ def runs(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
     for col in ("run_id", "solver", "source", "attempts", "finished"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["run_id"], r["solver"], r["spec"], str(r["attempts"]), "yes" if r["finished"] else "no")
+        table.add_row(escape(r["run_id"]), escape(r["solver"]), escape(r["spec"]), str(r["attempts"]),
+                      "yes" if r["finished"] else "no")
     out.print(table)
 
 
@@ -212,7 +215,7 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids."
                 "file error", "file sim", "verify ms (median)"]:
         table.add_column(col, justify="left" if col in ("run", "solver") else "right")
     for r in reps:
-        table.add_row(r.run_id, r.solver, str(r.chosen), *[_pct(r.pass_at.get(k)) for k in ks], _pct(r.tests_passed),
+        table.add_row(escape(r.run_id), escape(r.solver), str(r.chosen), *[_pct(r.pass_at.get(k)) for k in ks], _pct(r.tests_passed),
                       _pct(r.func_error), _pct(r.func_similarity), _pct(r.file_error), _pct(r.file_similarity),
                       _num(r.verify_ms.get("median")))
     out.print(table)
@@ -249,7 +252,7 @@ def _print_report(rep: reports.RunReport, as_json: bool) -> None:
         ("finished", "yes" if rep.finished else "no (run the same command to resume)"),
     ]
     for k, v in rows:
-        table.add_row(k, v)
+        table.add_row(k, escape(v))
     out.print(table)
 
 
