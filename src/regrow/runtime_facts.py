@@ -104,7 +104,8 @@ class RuntimeSummary:
         return out
 
     def text(self) -> str:
-        head = f"{self.qualname}: {self.calls} calls recorded in {self.tests} tests"
+        head = (f"{self.qualname}: {self.calls} call{'s' if self.calls != 1 else ''} recorded in "
+                f"{self.tests} test{'s' if self.tests != 1 else ''}")
         return "\n".join([head, *(f"- {s}" for s in self.sentences())])
 
 
