@@ -97,6 +97,7 @@ def test_a_body_that_passes_the_tests_but_differs_on_recorded_calls_is_caught(fx
     v = prep.verifier.verify(task, "self.items.append(x)\nself.last = x\nreturn len(self.items)")
     assert all(o.outcome == "passed" for o in v.outcomes)
     assert v.reward == 0.0 and "eq-mismatch" in v.flags and v.eq_matched < v.eq_cases
+    assert v.extra["eq_replay"] == "alongside"  # expected values known: replayed in a second child with the tests
     # A float where the reference returns an int: equal under ==, not under exact types.
     v = prep.verifier.verify(task, "self.items.append(x)\nreturn float(len(self.items))")
     assert all(o.outcome == "passed" for o in v.outcomes) and "eq-mismatch" in v.flags
@@ -165,3 +166,29 @@ def test_directories_of_engines_whose_process_died_are_swept(tmp_path):
         os.utime(d, (old, old))
     assert sweep_stale(tmp_path) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["regrow-engine-live", "regrow-engine-unknown"]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_spare_children_wait_for_a_request_and_die_with_their_worker(fx):
+    prep, tasks = fx
+    task = tasks["calc.core:clamp"]
+    assert prep.verifier.verify(task, task.reference_body).solved
+    worker = next(w for w in prep.verifier.engine._all if w.alive)
+    pid = worker.facts["pid"]  # the worker itself (the process started may be `unshare`, which execs it)
+    spares = [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    assert spares, "the worker keeps forked children ready"
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_running(s) for s in spares):
+        time.sleep(0.05)
+    assert not any(_running(s) for s in spares)  # end of file on their request pipe: they exit
+    v = prep.verifier.verify(task, task.reference_body)
+    assert v.solved or "worker-killed" in v.flags
+    assert prep.verifier.verify(task, task.reference_body).solved  # a fresh worker takes over

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -10,15 +11,37 @@ import pytest
 SOAK = Path(__file__).resolve().parent.parent / "benchmarks" / "soak.py"
 
 
+def _idle_spare(pid: int) -> bool:
+    """A worker's forked child waiting for its next request: named so, and still the worker's user
+    (a candidate's process runs as the sandbox uid and cannot rename itself: ctypes is blocked)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return False
+    uid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Uid:"))
+    return name == "regrow-spare" and uid == os.geteuid()
+
+
 @pytest.mark.slow
 def test_a_short_soak_loses_no_verdict_and_leaks_nothing():
     spec = importlib.util.spec_from_file_location("regrow_soak", SOAK)
     soak = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(soak)
+    descendants = soak._descendants
+    spares: list[int] = []
+
+    def without_spares(pid: int) -> list[int]:
+        out = descendants(pid)
+        spares.extend(p for p in out if _idle_spare(p))
+        return [p for p in out if p not in spares]
+
+    soak._descendants = without_spares
     r = soak.soak(90, seed=1, rss_bound_mb=64.0, log=lambda _m: None)
     assert r["lost"] == 0 and r["verdicts"] == 90
     assert r["wrong"] == []
     assert r["stray_processes_during"] == [] and r["processes_after_close"] == []
+    assert not any(Path(f"/proc/{p}").exists() for p in spares)  # gone with their workers
     assert r["sandbox_uid_processes_after"] == []
     assert r["fds_after"] <= r["fds_before"]
     assert r["temp_dirs_left"] == []

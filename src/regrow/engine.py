@@ -212,6 +212,7 @@ class _Worker:
             "netns": ns, "mountns": ns, "hide": hide, "uid": uid, "collect": cfg.collect,
             "fingerprint": cfg.fingerprint and uid is None, "bind": cfg.bind_candidate,
             "pytest_args": list(cfg.pytest_args),
+            "profile_children": os.environ.get("REGROW_PROFILE_CHILDREN", ""),
             "watch": [] if uid is not None else eng.site_dirs,
         }
         env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
@@ -394,11 +395,17 @@ class Engine:
         return [entry]
 
     def run(self, files: list[dict], test_ids: tuple[str, ...], *, timeout: float = 60.0, memory_mb: int = 4096,
-            canary: bool = True) -> Outcome:
-        """Run ``test_ids`` in a forked child that sees ``files``; never raises for what the child did."""
+            canary: bool = True, replay: tuple[str, list[str]] | None = None) -> Outcome:
+        """Run ``test_ids`` in a forked child that sees ``files``; never raises for what the child did.
+
+        ``replay`` (qualname, cases): also replay those calls, in a second fresh child forked at the
+        same time (see `replay`); its `Replay` is ``extra["replay"]`` of the outcome.
+        """
         name = f"regrow_canary_{secrets.token_hex(6)}" if canary else ""
         req = {"op": "run", "id": secrets.token_hex(4), "files": files, "tests": list(test_ids),
                "timeout": timeout, "memory_mb": memory_mb, "canary": name}
+        if replay is not None:
+            req["replay"] = {"qualname": replay[0], "cases": list(replay[1])}
         start = time.monotonic()
         resp, facts = self._call(req, timeout)
         if resp is None:
@@ -453,6 +460,8 @@ class Engine:
             tail = child_error + "\n" + tail
             self.errors.append(child_error)
         extra = {"engine": "warm", "signal": resp.get("signal"), "worker_seconds": resp.get("duration"),
+                 "replay": _replay_result(resp["replay"], time.monotonic() - start) if replay is not None
+                 and isinstance(resp.get("replay"), dict) else None,
                  "netns": facts.get("netns"), "uid": facts.get("uid"),
                  "canary": canary_outcome.outcome if canary_outcome else None,
                  "path": exit_rec.get("path") if exit_rec else None}
@@ -470,22 +479,28 @@ class Engine:
         resp, _facts = self._call(req, timeout)
         if resp is None:
             return Replay({}, False, ("worker-killed",), False, time.monotonic() - start, "worker died")
-        flags = set(resp.get("flags", ()))
-        got: dict[int, dict] = {}
-        finished = False
-        message = ""
-        for rec in resp["records"]:
-            if "flag" in rec:
-                flags.add(str(rec["flag"]))
-            elif "case" in rec and isinstance(rec["case"], int) and rec["case"] not in got:
-                got[rec["case"]] = rec
-            elif rec.get("event") == "end":
-                finished = True
-            elif rec.get("event") in ("resolve-error", "child-error"):
-                message = str(rec.get("message", ""))[:500]
-        if resp.get("timed_out"):
-            flags.add("timeout")
-        elif not finished and not message and not resp.get("signal"):
-            flags.add("exit-trick")
-        return Replay(got, finished, tuple(sorted(flags)), bool(resp.get("timed_out")), time.monotonic() - start,
-                      message)
+        return _replay_result(resp, time.monotonic() - start)
+
+
+def _replay_result(resp: dict, duration: float) -> Replay:
+    """A `Replay` from a worker's answer to a replay (what the child sent is parsed defensively)."""
+    flags = set(resp.get("flags", ()))
+    got: dict[int, dict] = {}
+    finished = False
+    message = ""
+    for rec in resp.get("records", ()):
+        if not isinstance(rec, dict):
+            continue
+        if "flag" in rec:
+            flags.add(str(rec["flag"]))
+        elif "case" in rec and isinstance(rec["case"], int) and rec["case"] not in got:
+            got[rec["case"]] = rec
+        elif rec.get("event") == "end":
+            finished = True
+        elif rec.get("event") in ("resolve-error", "child-error"):
+            message = str(rec.get("message", ""))[:500]
+    if resp.get("timed_out"):
+        flags.add("timeout")
+    elif not finished and not message and not resp.get("signal"):
+        flags.add("exit-trick")
+    return Replay(got, finished, tuple(sorted(flags)), bool(resp.get("timed_out")), duration, message)

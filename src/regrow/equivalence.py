@@ -86,14 +86,28 @@ def expected(verifier, task: Task) -> Expected | None:
     return result
 
 
-def check(verifier, task: Task, text: str, symbol, classes) -> EqResult:
-    """Replay the stable recorded calls on the candidate ``text`` and compare with the reference."""
+def cached(verifier, task: Task) -> tuple[bool, Expected | None]:
+    """(known, expected): whether ``task``'s expected values were already computed, and them."""
+    with verifier._lock:
+        key = task.task_id + ":" + str(hash(task.original_file))
+        if key in verifier._expected:
+            return True, verifier._expected[key]
+    return False, None
+
+
+def check(verifier, task: Task, text: str, symbol, classes, rep=None) -> EqResult:
+    """Replay the stable recorded calls on the candidate ``text`` and compare with the reference.
+
+    ``rep``: the candidate's `Replay` of exactly ``expected(verifier, task).cases`` when it was
+    already run (alongside the tests, see `Engine.run`); otherwise it is run here.
+    """
     exp = expected(verifier, task)
     if exp is None:
         return EqResult(0, 0)
-    engine = verifier.engine
-    rep = engine.replay(engine.files(task.path, text, symbol, classes), task.task_id, list(exp.cases),
-                        timeout=verifier.config.timeout, memory_mb=verifier.config.memory_mb)
+    if rep is None:
+        engine = verifier.engine
+        rep = engine.replay(engine.files(task.path, text, symbol, classes), task.task_id, list(exp.cases),
+                            timeout=verifier.config.timeout, memory_mb=verifier.config.memory_mb)
     flags = set(rep.flags)
     matched = 0
     first = ""

@@ -57,6 +57,15 @@ _baseline = None
 _libc = None
 _THIS = os.path.abspath(__file__)
 _child_fd = None  # the result pipe in a child, once moved to fd 3
+_trace = False  # a request asked for timestamps (the child writes "mark" records)
+
+
+def _mark(name):
+    if _trace and _child_fd is not None:
+        try:
+            os.write(_child_fd, (json.dumps({"event": "mark", "name": name, "t": time.monotonic()}) + "\n").encode())
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------- worker (trusted) side
@@ -254,6 +263,7 @@ def _prewarm(session):
 
     item = pytest.Function.from_parent(module, name="regrow_prewarm", callobj=regrow_prewarm)
     item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+
     inspect.getmodule(regrow_prewarm)
     session.testsfailed = 0
 
@@ -420,19 +430,35 @@ def _kill_uid(uid):
     os.waitpid(pid, 0)
 
 
+def _kids():
+    """This process's children: /proc/self/task/<pid>/children, else a scan of /proc."""
+    try:
+        with open("/proc/self/task/%d/children" % os.getpid()) as fh:
+            return [int(x) for x in fh.read().split()]
+    except (OSError, ValueError):
+        return _children_of(os.getpid())
+
+
 def _reap_all(uid):
-    """Kill and reap every descendant (orphans are re-parented to this subreaper). Returns how many."""
+    """Kill and reap every descendant but the idle spares (orphans are re-parented to this
+    subreaper). Returns how many were killed."""
     killed = 0
     for _ in range(200):
         try:
-            pid, _status = os.waitpid(-1, os.WNOHANG)
+            while True:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+                if not pid:
+                    break
+                _forget_spare(pid)
         except ChildProcessError:
             return killed
-        if pid:
-            continue
+        spare = {sp[0] for sp in _spares}
+        kids = [k for k in _kids() if k not in spare]
+        if not kids:
+            return killed
         if uid is not None:
             _kill_uid(uid)
-        for kid in _children_of(os.getpid()):
+        for kid in kids:
             killed += 1
             for fn, arg in ((os.killpg, kid), (os.kill, kid)):
                 try:
@@ -524,74 +550,209 @@ def _tail(path, limit=8000):
         return ""
 
 
-def _serve(req):
-    global _baseline
-    start = time.monotonic()
+# Children are forked ahead of requests ("spares"): a spare has done nothing but fork and close
+# the worker's descriptors, and waits, still in the worker's process group and as the worker's
+# user, for one request on a pipe of its own. Taking one moves fork and the first page faults
+# off the request's path. A spare whose worker dies reads end-of-file and exits.
+_spares = []  # (pid, request write end, result read end, tmp dir)
+SPARES = 2
+
+
+def _forget_spare(pid):
+    for sp in list(_spares):
+        if sp[0] == pid:
+            _spares.remove(sp)
+            for fd in sp[1:3]:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+def _child_main(req, wfd, tmp):
+    code = 70
+    try:
+        _child(req, wfd, tmp)
+    except BaseException:
+        try:
+            os.write(_child_fd if _child_fd is not None else wfd,
+                     (json.dumps({"event": "child-error", "message": traceback.format_exc()[-2000:]})
+                      + "\n").encode())
+        except BaseException:
+            pass
+    finally:
+        os._exit(code)
+
+
+def _set_name(name):
+    libc = _libc_handle()
+    if libc:
+        libc.prctl(15, name, 0, 0, 0)  # PR_SET_NAME
+
+
+def _new_tmp():
     tmp = tempfile.mkdtemp(prefix="regrow-cand-", dir=_cfg.get("tmp"))
     uid = _cfg.get("uid")
     if uid is not None:
         os.chown(tmp, uid, uid)
+    return tmp
+
+
+def _spawn():
+    """Fork one spare child."""
+    tmp = _new_tmp()
+    qr, qw = os.pipe()
     rfd, wfd = os.pipe()
     pid = os.fork()
-    if pid == 0:  # ---- child
-        code = 70
+    if pid == 0:  # ---- spare child: wait for its request
         try:
+            os.close(qw)
             os.close(rfd)
-            _child(req, wfd, tmp)
+            for fd in (_proto_in, _proto_out):
+                os.close(fd)
+            for sp in _spares:
+                for fd in sp[1:3]:
+                    os.close(fd)
+            _set_name(b"regrow-spare")  # what a spare is, for anyone listing processes
+            buf = b""
+            while True:
+                data = os.read(qr, 1 << 20)
+                if not data:
+                    break
+                buf += data
+            os.close(qr)
+            if not buf:
+                os._exit(0)  # the worker went away, or dropped this spare
+            _set_name(b"regrow-child")
+            req = json.loads(buf)
         except BaseException:
-            try:
-                os.write(_child_fd if _child_fd is not None else wfd,
-                         (json.dumps({"event": "child-error", "message": traceback.format_exc()[-2000:]})
-                          + "\n").encode())
-            except BaseException:
-                pass
-        finally:
-            os._exit(code)
+            os._exit(0)
+        _child_main(req, wfd, tmp)
+    os.close(qr)
     os.close(wfd)
-    deadline = start + float(req.get("timeout", 60.0))
-    raw, timed_out, overflow = _drain(rfd, pid, deadline)
-    os.close(rfd)
-    code, sig = _wait_status(pid)
-    leftovers = _reap_all(uid)
-    records = []
+    _spares.append((pid, qw, rfd, tmp))
+
+
+def _refill():
+    while len(_spares) < int(_cfg.get("spares", SPARES)):
+        _spawn()
+
+
+def _launch(req):
+    """Start ``req`` in a child: a spare when one is ready, else a fresh fork. (pid, result fd, tmp)."""
+    while _spares:
+        pid, qw, rfd, tmp = _spares.pop(0)
+        try:
+            data = json.dumps(req).encode()
+            while data:
+                data = data[os.write(qw, data):]
+            os.close(qw)
+            return pid, rfd, tmp
+        except OSError:  # it died: reap it and take another
+            for fd in (qw, rfd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+            shutil.rmtree(tmp, ignore_errors=True)
+    tmp = _new_tmp()
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rfd)
+        _child_main(req, wfd, tmp)
+    os.close(wfd)
+    return pid, rfd, tmp
+
+
+def _records(raw):
+    out = []
     for line in raw.decode("utf-8", "replace").splitlines():
         try:
             rec = json.loads(line)
         except ValueError:
             continue
         if isinstance(rec, dict):
-            records.append(rec)
+            out.append(rec)
+    return out
+
+
+def _signal_flags(sig, overflow):
     flags = []
-    if overflow:
-        flags.append("huge-output")
-    if sig == signal.SIGXFSZ:
+    if overflow or sig == signal.SIGXFSZ:
         flags.append("huge-output")
     if sig == signal.SIGXCPU:
         flags.append("timeout")
     if sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE):
         flags.append("crash-signal")
+    return flags
+
+
+def _serve(req):
+    """Run one request in a child; a "run" request with a "replay" part also runs that replay in a
+    second child at the same time (each child fresh from the worker, as if run one after the other)."""
+    global _baseline
+    start = time.monotonic()
+    trace = [] if req.get("trace") else None
+    uid = _cfg.get("uid")
+    jobs = [req]
+    if req.get("op") == "run" and isinstance(req.get("replay"), dict):
+        sub = dict(req["replay"], op="replay", files=req.get("files", []), timeout=req.get("timeout", 60.0),
+                   memory_mb=req.get("memory_mb", 4096), trace=req.get("trace"))
+        jobs = [dict(req, replay=None), sub]
+    started = [_launch(j) for j in jobs]
+    if trace is not None:
+        trace.append(("forked", time.monotonic()))
+    deadline = start + float(req.get("timeout", 60.0))
+    results = []
+    for pid, rfd, tmp in started:
+        raw, timed_out, overflow = _drain(rfd, pid, deadline)
+        os.close(rfd)
+        if trace is not None:
+            trace.append(("drained", time.monotonic()))
+        code, sig = _wait_status(pid)
+        results.append((raw, timed_out, overflow, code, sig, tmp))
+    leftovers = _reap_all(uid)
+    if trace is not None:
+        trace.append(("reaped", time.monotonic()))
+    common = []
     if leftovers:
-        flags.append("leftover-processes")
+        common.append("leftover-processes")
     outside = _uid_leftovers(uid) if uid is not None else []
     if outside:
-        flags.append("writes-outside")
+        common.append("writes-outside")
     dirty = False
     if _cfg.get("fingerprint"):
         after = _fingerprint()
         if after != _baseline:
             tflags, changed = _tamper_flags(_baseline, after)
-            flags.extend(tflags)
+            common.extend(tflags)
             dirty = True  # the engine replaces a worker whose copy was written to
-    try:
-        if os.path.getsize(os.path.join(tmp, "output.txt")) >= int(req.get("fsize_mb", 64)) * 1024 * 1024:
-            flags.append("huge-output")  # the file-size limit was reached (Python ignores SIGXFSZ)
-    except OSError:
-        pass
-    tail = _tail(os.path.join(tmp, "output.txt"))
-    shutil.rmtree(tmp, ignore_errors=True)
-    return {"id": req.get("id"), "records": records, "timed_out": timed_out, "returncode": code, "signal": sig,
-            "flags": sorted(set(flags)), "duration": time.monotonic() - start, "output_tail": tail,
-            "dirty": dirty, "outside": outside[:5]}
+    answers = []
+    for raw, timed_out, overflow, code, sig, tmp in results:
+        flags = _signal_flags(sig, overflow) + common
+        try:
+            if os.path.getsize(os.path.join(tmp, "output.txt")) >= int(req.get("fsize_mb", 64)) * 1024 * 1024:
+                flags.append("huge-output")  # the file-size limit was reached (Python ignores SIGXFSZ)
+        except OSError:
+            pass
+        tail = _tail(os.path.join(tmp, "output.txt"))
+        shutil.rmtree(tmp, ignore_errors=True)
+        answers.append({"records": _records(raw), "timed_out": timed_out, "returncode": code, "signal": sig,
+                        "flags": sorted(set(flags)), "output_tail": tail})
+    if trace is not None:
+        trace.append(("done", time.monotonic()))
+        trace.insert(0, ("start", start))
+    resp = dict(answers[0], id=req.get("id"), trace=trace, duration=time.monotonic() - start, dirty=dirty,
+                outside=outside[:5])
+    if len(answers) > 1:
+        resp["replay"] = answers[1]
+    return resp
 
 
 # ---------------------------------------------------------------- child (untrusted) side
@@ -686,7 +847,11 @@ def _enter_sandbox(req, wfd, tmp):
     files = []
     for f in req.get("files", []):
         files.append(dict(f, abs=os.path.join(_cfg["copy"], f["rel"])))
+    global _trace
+    _trace = bool(req.get("trace"))
+    _mark("child")
     bound = _bind_over(files, tmp) if files else False
+    _mark("bound")
     _limits(req)
     uid = _cfg.get("uid")
     if uid is not None:
@@ -707,6 +872,7 @@ def _enter_sandbox(req, wfd, tmp):
     guard = _Guard(wfd, tmp, files, req)
     guard.files, guard.mods = files, mods
     sys.addaudithook(guard)
+    _mark("sandboxed")
     return wfd, guard, bound
 
 
@@ -947,6 +1113,7 @@ def _child(req, wfd, tmp):
     tests = list(req.get("tests", []))
     fast = (_session is not None and all(t in _items for t in tests)
             and (not req.get("files") or _patch(guard.files, guard)))
+    _mark("patched")
     if not fast:
         _fresh_imports(guard)
     if req.get("op") == "replay":
@@ -991,16 +1158,29 @@ def _run_items(plugin, tests, canary, bound):
     session.testsfailed = 0
     session.shouldfail = session.shouldstop = False
     plugin._snapshot = plugin._take_snapshot()
+    _mark("tests")
     status = 0
+    prof = None
+    if _cfg.get("profile_children"):  # a developer's switch: cProfile of the test loop into the output tail
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
     try:
         for i, item in enumerate(items):
             nextitem = items[i + 1] if i + 1 < len(items) else None
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            _mark("item%d" % i)
             if session.shouldfail or session.shouldstop:
                 break
         status = 1 if session.testsfailed else 0
     except (Exit, KeyboardInterrupt):
         status = 2
+    _mark("ran")
+    if prof is not None:
+        import pstats
+        prof.disable()
+        pstats.Stats(prof, stream=sys.stdout).sort_stats(_cfg["profile_children"]).print_stats(45)
+        sys.stdout.flush()
     plugin._path = "warm"
     config.hook.pytest_sessionfinish(session=session, exitstatus=status)
     os._exit(0)
@@ -1049,6 +1229,7 @@ def _replay(req, wfd):
             emit({"case": i, "got": got, "after": after, "kinds": kinds})
         except BaseException as exc:
             emit({"case": i, "error": "serialise: %s" % type(exc).__name__})
+    _mark("replayed")
     emit({"event": "end"})
 
 
@@ -1059,6 +1240,7 @@ def main():
     facts.update(_warm())
     if _cfg.get("fingerprint"):
         _baseline = _fingerprint()
+    _refill()
     _send(dict(ready=True, pid=os.getpid(), **facts))
     buf = b""
     while True:
@@ -1079,6 +1261,10 @@ def main():
         except BaseException:
             resp = {"id": req.get("id"), "error": traceback.format_exc()[-3000:]}
         _send(resp)
+        try:
+            _refill()  # while the engine reads the answer
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":
