@@ -59,6 +59,7 @@ class EngineConfig:
     start_timeout: float = 300.0
     grace: float = 15.0  # seconds past a request's own timeout before the worker itself is killed
     pytest_args: tuple[str, ...] = ()
+    spares: int = 2  # children each worker keeps forked ahead of requests (0: fork on each request)
 
 
 def unshare_works() -> bool:
@@ -211,7 +212,7 @@ class _Worker:
             "copy": str(copy), "roots": list(eng.import_roots), "tmp": str(self.dir / "tmp"),
             "netns": ns, "mountns": ns, "hide": hide, "uid": uid, "collect": cfg.collect,
             "fingerprint": cfg.fingerprint and uid is None, "bind": cfg.bind_candidate,
-            "pytest_args": list(cfg.pytest_args),
+            "pytest_args": list(cfg.pytest_args), "spares": cfg.spares,
             "profile_children": os.environ.get("REGROW_PROFILE_CHILDREN", ""),
             "watch": [] if uid is not None else eng.site_dirs,
         }

@@ -141,6 +141,8 @@ _session = None  # the pre-collected pytest session (fast path)
 _items = {}  # node id -> collected item
 _funcs = {}  # (file, first line) -> function objects whose code lives in the copy
 _import_called = set()  # (file, first line) of the copy's functions that ran while importing
+_snapshot = None  # identities of the runner's critical functions and builtins, taken once in the worker
+_trash = []  # candidates' temporary directories, removed after the answer is sent
 
 
 def _world_reachable(path):
@@ -238,6 +240,9 @@ def _warm():
             os.close(saved)
         _index_functions()
     sys.dont_write_bytecode = True
+    global _snapshot
+    if _session is not None:
+        _snapshot = regrow_pytest._take_snapshot()  # what every child's runner must still be (same ids after fork)
     import gc
     gc.collect()
     gc.freeze()  # children need not scan (or copy) the worker's objects on each collection
@@ -742,7 +747,7 @@ def _serve(req):
         except OSError:
             pass
         tail = _tail(os.path.join(tmp, "output.txt"))
-        shutil.rmtree(tmp, ignore_errors=True)
+        _trash.append(tmp)  # its owner's processes are dead: nothing more can appear in it
         answers.append({"records": _records(raw), "timed_out": timed_out, "returncode": code, "signal": sig,
                         "flags": sorted(set(flags)), "output_tail": tail})
     if trace is not None:
@@ -1153,11 +1158,12 @@ def _run_items(plugin, tests, canary, bound):
         module = items[0].getparent(pytest.Module)
         if module is not None:
             items.append(pytest.Function.from_parent(module, name=canary, callobj=plugin._canary_test))
+    _mark("canary")
     session.items = items
     session.testscollected = len(items)
     session.testsfailed = 0
     session.shouldfail = session.shouldstop = False
-    plugin._snapshot = plugin._take_snapshot()
+    plugin._snapshot = _snapshot or plugin._take_snapshot()
     _mark("tests")
     status = 0
     prof = None
@@ -1261,6 +1267,8 @@ def main():
         except BaseException:
             resp = {"id": req.get("id"), "error": traceback.format_exc()[-3000:]}
         _send(resp)
+        while _trash:
+            shutil.rmtree(_trash.pop(), ignore_errors=True)
         try:
             _refill()  # while the engine reads the answer
         except OSError:
