@@ -216,6 +216,9 @@ class _Worker:
             "profile_children": os.environ.get("REGROW_PROFILE_CHILDREN", ""),
             "watch": [] if uid is not None else eng.site_dirs,
         }
+        # The must-fail test's name: random per worker, so the worker can build its items once.
+        # Candidates cannot read it (no frames, no gc, no writes that outlive their child).
+        self.canary = worker_cfg["canary"] = f"regrow_canary_{secrets.token_hex(6)}"
         env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
         env.update({"HOME": str(self.dir / "tmp"), "TMPDIR": str(self.dir / "tmp"), "PYTHONHASHSEED": "0"})
         argv = [str(eng.python), "-I", str(WORKER), json.dumps(worker_cfg)]
@@ -266,6 +269,8 @@ class _Worker:
         if not self.alive:
             self.start()
         assert self.proc is not None and self.proc.stdin is not None
+        if req.get("canary") is True:
+            req["canary"] = self.canary
         try:
             self.proc.stdin.write((json.dumps(req) + "\n").encode())
             self.proc.stdin.flush()
@@ -402,13 +407,13 @@ class Engine:
         ``replay`` (qualname, cases): also replay those calls, in a second fresh child forked at the
         same time (see `replay`); its `Replay` is ``extra["replay"]`` of the outcome.
         """
-        name = f"regrow_canary_{secrets.token_hex(6)}" if canary else ""
         req = {"op": "run", "id": secrets.token_hex(4), "files": files, "tests": list(test_ids),
-               "timeout": timeout, "memory_mb": memory_mb, "canary": name}
+               "timeout": timeout, "memory_mb": memory_mb, "canary": canary}
         if replay is not None:
             req["replay"] = {"qualname": replay[0], "cases": list(replay[1])}
         start = time.monotonic()
         resp, facts = self._call(req, timeout)
+        name = req["canary"] if isinstance(req["canary"], str) else ""  # the worker's canary name, set by the worker's request()
         if resp is None:
             return Outcome(results={}, collect_errors=(), finished=False, exitstatus=None, returncode=None,
                            timed_out=False, duration=time.monotonic() - start,

@@ -141,6 +141,7 @@ _session = None  # the pre-collected pytest session (fast path)
 _items = {}  # node id -> collected item
 _funcs = {}  # (file, first line) -> function objects whose code lives in the copy
 _import_called = set()  # (file, first line) of the copy's functions that ran while importing
+_canaries = {}  # test module node id -> its must-fail item, named as the engine asked
 _snapshot = None  # identities of the runner's critical functions and builtins, taken once in the worker
 _trash = []  # candidates' temporary directories, removed after the answer is sent
 
@@ -256,9 +257,18 @@ def _prewarm(session):
     (traceback code, regexes, inspect's module map) is ready before any fork."""
     import inspect
     import pytest
+    import regrow_pytest
 
     if not session.items:
         return
+    for item in session.items:  # the canary of each test module, built once (see _run_items)
+        mod = item.getparent(pytest.Module)
+        if mod is not None and mod.nodeid not in _canaries and _cfg.get("canary"):
+            try:
+                _canaries[mod.nodeid] = pytest.Function.from_parent(mod, name=_cfg["canary"],
+                                                                    callobj=regrow_pytest._canary_test)
+            except Exception:
+                pass
     module = session.items[0].getparent(pytest.Module)
     if module is None:
         return
@@ -1157,7 +1167,8 @@ def _run_items(plugin, tests, canary, bound):
     if canary and items:
         module = items[0].getparent(pytest.Module)
         if module is not None:
-            items.append(pytest.Function.from_parent(module, name=canary, callobj=plugin._canary_test))
+            ready = _canaries.get(module.nodeid) if canary == _cfg.get("canary") else None
+            items.append(ready or pytest.Function.from_parent(module, name=canary, callobj=plugin._canary_test))
     _mark("canary")
     session.items = items
     session.testscollected = len(items)
