@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import time
 from pathlib import Path
 
 import pytest
 
 SOAK = Path(__file__).resolve().parent.parent / "benchmarks" / "soak.py"
-
-
-def _idle_spare(pid: int) -> bool:
-    """A worker's forked child waiting for its next request: named so, and still the worker's user
-    (a candidate's process runs as the sandbox uid and cannot rename itself: ctypes is blocked)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        name = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return False
-    uid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Uid:"))
-    return name == "regrow-spare" and uid == os.geteuid()
 
 
 def _running(pid: int) -> bool:
@@ -41,7 +28,7 @@ def test_a_short_soak_loses_no_verdict_and_leaks_nothing():
 
     def without_spares(pid: int) -> list[int]:
         out = descendants(pid)
-        spares.extend(p for p in out if _idle_spare(p))
+        spares.extend(p for p in out if soak.idle_spare(p))
         return [p for p in out if p not in spares]
 
     soak._descendants = without_spares
