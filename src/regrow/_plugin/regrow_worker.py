@@ -487,6 +487,16 @@ def _reap_all(uid):
 def _drain(rfd, pid, deadline):
     """Read the child's records until it exits (pidfd) or the deadline. Returns (bytes, timed_out)."""
     chunks, size = [], 0
+
+    def keep(data: bytes) -> bool:
+        """Keep ``data`` while under the records limit; False once over it (the rest is dropped)."""
+        nonlocal size
+        if size >= MAX_RECORDS_BYTES:
+            return False
+        chunks.append(data)
+        size += len(data)
+        return True
+
     pidfd = None
     if hasattr(os, "pidfd_open"):
         try:
@@ -507,11 +517,7 @@ def _drain(rfd, pid, deadline):
                 data = os.read(rfd, 1 << 16)
                 if not data:
                     break
-                if size < MAX_RECORDS_BYTES:
-                    chunks.append(data)
-                    size += len(data)
-                else:
-                    overflow = True
+                overflow = not keep(data) or overflow
                 continue
             if pidfd is not None and pidfd in ready:
                 exited = True
@@ -531,9 +537,7 @@ def _drain(rfd, pid, deadline):
                     data = os.read(rfd, 1 << 16)
                     if not data:
                         break
-                    if size < MAX_RECORDS_BYTES:
-                        chunks.append(data)
-                        size += len(data)
+                    keep(data)
                 break
     finally:
         if pidfd is not None:
