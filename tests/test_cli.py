@@ -54,12 +54,11 @@ def test_ctrl_c_saves_what_was_verified_and_the_same_command_resumes(tmp_path, c
     import sqlite3
     import time
 
+    from openai_stub_server import OpenAIStub, Reply
+
     home = tmp_path / "h"
     src = str(Path(regrow.__file__).parent.parent)
     env = {**os.environ, "PYTHONPATH": src}
-    cmd = [sys.executable, "-m", "regrow", "run", str(calc_repo), "--solver", "null", "--turns", "4",
-           "--python", sys.executable, "--home", str(home), "--workers", "1", "--run-id", "ctrl-c"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def attempts() -> int:
         try:
@@ -68,16 +67,24 @@ def test_ctrl_c_saves_what_was_verified_and_the_same_command_resumes(tmp_path, c
         except sqlite3.Error:
             return 0
 
-    deadline = time.monotonic() + 300
-    while attempts() < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert proc.poll() is None, "the run finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "run the same command again to resume" in " ".join(err.split())
-    saved = attempts()
-    assert 2 <= saved < 32
-    res = subprocess.run(cmd + ["--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    # A model that answers slowly (0.3 s a reply) and wrongly: the run is surely mid-way when
+    # Ctrl-C comes, and all 8 tasks x 4 turns are attempted in the end.
+    with OpenAIStub(lambda body: Reply(texts=("return None",), delay=0.3)) as server:
+        cmd = [sys.executable, "-m", "regrow", "run", str(calc_repo), "--solver", f"openai:m@{server.base_url}",
+               "--turns", "4", "--python", sys.executable, "--home", str(home), "--workers", "1",
+               "--run-id", "ctrl-c"]
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while attempts() < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run finished before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err[-3000:]
+        assert "run the same command again to resume" in " ".join(err.split())
+        saved = attempts()
+        assert 2 <= saved < 32
+        res = subprocess.run(cmd + ["--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     report = json.loads(res.stdout)
     assert report["finished"] and report["attempts"] == 32 and report["pass_at"] == {"1": 0.0}
     con = sqlite3.connect(home / "regrow.sqlite")

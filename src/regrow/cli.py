@@ -34,17 +34,35 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
 def _guard() -> Iterator[None]:
     try:
         yield
-    except RegrowError as exc:
+    except Exception as exc:
+        if _during_interrupt(exc):  # cleanup after Ctrl-C failed: the interrupt is what happened
+            _interrupted()
+        if not isinstance(exc, RegrowError):
+            raise
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: everything verified so far is saved; "
-                      "run the same command again to resume.")
-        # Worker threads may be inside a model call that cannot be interrupted; every finished
-        # attempt is already committed, so leave now instead of waiting for them.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
+        _interrupted()
+
+
+def _during_interrupt(exc: BaseException) -> bool:
+    """True when ``exc`` was raised while handling a KeyboardInterrupt."""
+    seen = exc.__context__
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__context__
+    return False
+
+
+def _interrupted() -> None:
+    console.print("[yellow]interrupted[/]: everything verified so far is saved; "
+                  "run the same command again to resume.")
+    # Worker threads may be inside a model call that cannot be interrupted; every finished
+    # attempt is already committed, so leave now instead of waiting for them.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 @contextmanager

@@ -186,6 +186,9 @@ class _Worker:
         self.facts: dict = {}
         self.served = 0
         self._buf = b""
+        # stop() may run from the main thread (close on Ctrl-C) while a verify thread also stops
+        # this worker after an overrun: only one of them may tear it down.
+        self._stop_lock = threading.Lock()
 
     @property
     def alive(self) -> bool:
@@ -289,32 +292,33 @@ class _Worker:
         return resp
 
     def stop(self) -> None:
-        if self.proc is not None:
+        with self._stop_lock:
+            proc, self.proc = self.proc, None
+            log, self._log = getattr(self, "_log", None), None
+            workdir, self.dir = self.dir, None
+        if proc is not None:
             try:
-                if self.proc.poll() is None and self.proc.stdin is not None:
-                    self.proc.stdin.write(b'{"op": "quit"}\n')
-                    self.proc.stdin.flush()
-                    self.proc.wait(timeout=2)
+                if proc.poll() is None and proc.stdin is not None:
+                    proc.stdin.write(b'{"op": "quit"}\n')
+                    proc.stdin.flush()
+                    proc.wait(timeout=2)
             except (OSError, subprocess.TimeoutExpired, ValueError):
                 pass
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            self.proc.wait()
-            for stream in (self.proc.stdin, self.proc.stdout):
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout):
                 try:
                     if stream is not None:
                         stream.close()
                 except OSError:
                     pass
-            self.proc = None
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-            self._log = None
-        if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
+        if log is not None:
+            log.close()
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @dataclass(frozen=True, slots=True)
