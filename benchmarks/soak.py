@@ -125,6 +125,9 @@ def soak(n: int, seed: int = 0, rss_bound_mb: float = 64.0, log=print) -> dict:
     growth = max((max(v) - v[0] for v in rss.values() if v), default=0.0)
     live = [p for p in _descendants(os.getpid()) if any(w.alive and w.proc.pid == p for w in verifier.engine._all)]
     stray = [p for p in _descendants(os.getpid()) if p not in live and not idle_spare(p)]
+    if stray:  # a spare forked a moment ago is named a few instructions after fork: look again
+        time.sleep(0.5)
+        stray = [p for p in stray if p in _descendants(os.getpid()) and not idle_spare(p)]
     worker_pids = [w.proc.pid for w in verifier.engine._all if w.alive]
     verifier.close()
     time.sleep(0.2)

@@ -192,3 +192,44 @@ def test_spare_children_wait_for_a_request_and_die_with_their_worker(fx):
     v = prep.verifier.verify(task, task.reference_body)
     assert v.solved or "worker-killed" in v.flags
     assert prep.verifier.verify(task, task.reference_body).solved  # a fresh worker takes over
+
+
+def _anon_kb(pid: int) -> int:
+    """Kilobytes of memory only this process maps (copied, not shared with its parent)."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Private_Dirty:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_waiting_spares_take_the_copy_on_write_faults_ahead_of_their_request(fx):
+    """With prefault on, an idle spare has copied the worker's heap (megabytes of private memory);
+    with it off it shares nearly all of it. Verdicts are the same either way."""
+    from regrow.engine import Engine, EngineConfig
+
+    prep, tasks = fx
+    task = tasks["calc.core:clamp"]
+    src = prep.source
+    private = {}
+    for prefault in (True, False):
+        engine = Engine(src.root, prep.env.python, tuple(src.import_roots), config=EngineConfig(workers=1, prefault=prefault))
+        try:
+            facts = engine.start()
+            worker = facts["pid"]
+            deadline = time.monotonic() + 10
+            spares: list[int] = []
+            while time.monotonic() < deadline:
+                spares = [int(x) for x in Path(f"/proc/{worker}/task/{worker}/children").read_text().split()]
+                if len(spares) == 2 and (not prefault or min(_anon_kb(s) for s in spares) > 8 * 1024):
+                    break
+                time.sleep(0.1)
+            time.sleep(0.3)
+            private[prefault] = min(_anon_kb(s) for s in spares)
+            verifier = Verifier(src.root, prep.env.python, src.import_roots, config=VerifyConfig(workers=1))
+            verifier.engine.close()
+            verifier.engine = engine
+            assert verifier.verify(task, task.reference_body).solved
+            assert not verifier.verify(task, "return None").solved
+        finally:
+            engine.close()
+    assert private[True] > 8 * 1024 and private[True] > 4 * private[False], private

@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,9 @@ class EngineConfig:
     grace: float = 15.0  # seconds past a request's own timeout before the worker itself is killed
     pytest_args: tuple[str, ...] = ()
     spares: int = 2  # children each worker keeps forked ahead of requests (0: fork on each request)
+    # A waiting spare copies the worker's private memory ahead of its request (the copy-on-write
+    # faults a child would otherwise take while running tests), stopping as soon as a request comes.
+    prefault: bool = True
 
 
 def unshare_works() -> bool:
@@ -216,6 +220,7 @@ class _Worker:
             "netns": ns, "mountns": ns, "hide": hide, "uid": uid, "collect": cfg.collect,
             "fingerprint": cfg.fingerprint and uid is None, "bind": cfg.bind_candidate,
             "pytest_args": list(cfg.pytest_args), "spares": cfg.spares,
+            "prefault": cfg.prefault,
             "profile_children": os.environ.get("REGROW_PROFILE_CHILDREN", ""),
             "watch": [] if uid is not None else eng.site_dirs,
         }
@@ -267,8 +272,12 @@ class _Worker:
         except json.JSONDecodeError:
             return None
 
-    def request(self, req: dict, timeout: float) -> dict | None:
-        """Send one request; its answer, or None when the worker died or overran (it is then stopped)."""
+    def request(self, req: dict, timeout: float, while_waiting: Callable[[], object] | None = None) -> dict | None:
+        """Send one request; its answer, or None when the worker died or overran (it is then stopped).
+
+        ``while_waiting`` runs in this thread after the request is sent and before its answer is
+        read: the caller's own work overlaps the child's (an exception from it is raised after
+        the answer is read, so the worker's pipe stays in step)."""
         if not self.alive:
             self.start()
         assert self.proc is not None and self.proc.stdin is not None
@@ -279,8 +288,20 @@ class _Worker:
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             self.stop()
+            if while_waiting is not None:
+                while_waiting()
             return None
+        failure = None
+        if while_waiting is not None:
+            try:
+                while_waiting()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the answer
+                failure = exc
         resp = self._read(time.monotonic() + timeout + self.engine.config.grace)
+        if failure is not None:
+            if resp is None:
+                self.stop()
+            raise failure
         if resp is None or "error" in resp:
             if resp is not None:
                 self.engine.errors.append(resp["error"])
@@ -379,13 +400,14 @@ class Engine:
         finally:
             self._slots.put(w)
 
-    def _call(self, req: dict, timeout: float) -> tuple[dict | None, dict]:
+    def _call(self, req: dict, timeout: float,
+              while_waiting: Callable[[], object] | None = None) -> tuple[dict | None, dict]:
         w = self._slots.get()
         try:
             if not w.alive:
                 w.start()
             facts = dict(w.facts)
-            return w.request(req, timeout), facts
+            return w.request(req, timeout, while_waiting), facts
         finally:
             self._slots.put(w)
 
@@ -405,18 +427,20 @@ class Engine:
         return [entry]
 
     def run(self, files: list[dict], test_ids: tuple[str, ...], *, timeout: float = 60.0, memory_mb: int = 4096,
-            canary: bool = True, replay: tuple[str, list[str]] | None = None) -> Outcome:
+            canary: bool = True, replay: tuple[str, list[str]] | None = None,
+            while_waiting: Callable[[], object] | None = None) -> Outcome:
         """Run ``test_ids`` in a forked child that sees ``files``; never raises for what the child did.
 
         ``replay`` (qualname, cases): also replay those calls, in a second fresh child forked at the
         same time (see `replay`); its `Replay` is ``extra["replay"]`` of the outcome.
+        ``while_waiting`` runs once, while the child works (see `_Worker.request`).
         """
         req = {"op": "run", "id": secrets.token_hex(4), "files": files, "tests": list(test_ids),
                "timeout": timeout, "memory_mb": memory_mb, "canary": canary}
         if replay is not None:
             req["replay"] = {"qualname": replay[0], "cases": list(replay[1])}
         start = time.monotonic()
-        resp, facts = self._call(req, timeout)
+        resp, facts = self._call(req, timeout, while_waiting)
         name = req["canary"] if isinstance(req["canary"], str) else ""  # the worker's canary name, set by the worker's request()
         if resp is None:
             return Outcome(results={}, collect_errors=(), finished=False, exitstatus=None, returncode=None,

@@ -19,8 +19,10 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from . import equivalence, hackscan, pyast
 from .engine import Engine, EngineConfig, EngineError
@@ -87,12 +89,14 @@ class Verifier:
 
     def _run(self, relpath: str, text: str | None, test_ids: tuple[str, ...],
              symbol: tuple[str, int, int] | None = None, classes: tuple[str, ...] = (),
-             replay: tuple[str, list[str]] | None = None) -> Outcome:
+             replay: tuple[str, list[str]] | None = None,
+             while_waiting: Callable[[], object] | None = None) -> Outcome:
         engine = self.engine
         if engine is not None:
             try:
                 return engine.run(engine.files(relpath, text, symbol, classes), test_ids,
-                                  timeout=self.config.timeout, memory_mb=self.config.memory_mb, replay=replay)
+                                  timeout=self.config.timeout, memory_mb=self.config.memory_mb, replay=replay,
+                                  while_waiting=while_waiting)
             except EngineError as exc:  # the target cannot host a warm worker: fall back, once
                 self.engine_error = str(exc)[:2000]
                 self.engine = None
@@ -133,7 +137,9 @@ class Verifier:
         # The erased stub is regrow's own text (validation asks whether the *tests* notice it):
         # judge it by the tests alone.
         trust = "fast" if body.strip() == STUB and self.config.trust == "strict" else self.config.trust
-        scan = hackscan.scan(body, task.reference_body, self._test_texts(task)) if trust != "fast" else ()
+        # The static scan runs while the child runs the tests (see Engine.run's while_waiting).
+        scan = _Once(lambda: hackscan.scan(body, task.reference_body, self._test_texts(task))
+                     if trust != "fast" else ())
         replay = None
         if trust == "strict" and self.calls is not None and self.engine is not None:
             # Expected values already known: replay the candidate in a second child while the tests
@@ -141,12 +147,12 @@ class Verifier:
             known, exp = equivalence.cached(self, task)
             if known and exp is not None:
                 replay = (task.task_id, list(exp.cases))
-        outcome = self._run(task.path, text, task.tests, symbol, classes, replay)
+        outcome = self._run(task.path, text, task.tests, symbol, classes, replay, while_waiting=scan)
         rep = outcome.extra.get("replay")
         if "replay" in outcome.extra:
             outcome = replace(outcome, extra={k: v for k, v in outcome.extra.items() if k != "replay"})
         verdict = judge(task, outcome, self.config.feedback_chars)
-        flags = set(verdict.flags) | set(outcome.flags) | set(scan) | outcome_flags(verdict.outcomes)
+        flags = set(verdict.flags) | set(outcome.flags) | set(scan()) | outcome_flags(verdict.outcomes)
         eq_cases = eq_matched = 0
         if trust == "strict" and self.calls is not None and self.engine is not None and verdict.status == SOLVED \
                 and not (flags - INFO_FLAGS):
@@ -176,6 +182,18 @@ class Verifier:
                     self._tests_text[path] = ""
             out.append(self._tests_text[path])
         return out
+
+
+class _Once:
+    """A computation run at most once, when first called (by the engine while it waits, or after)."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        self._fn, self._done, self._value = fn, False, None
+
+    def __call__(self) -> Any:
+        if not self._done:
+            self._value, self._done = self._fn(), True
+        return self._value
 
 
 def candidate_symbol(task: Task, text: str) -> tuple[tuple[str, int, int], tuple[str, ...]]:

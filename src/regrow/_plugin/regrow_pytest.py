@@ -204,25 +204,41 @@ def _take_snapshot():
         for name in names:
             target = obj.__dict__.get(name) if isinstance(obj, type) else getattr(obj, name, None)
             watched[(owner, name)] = id(target)
-    return {"builtins": _builtin_ids(builtins), "watched": watched}
+    b = vars(builtins)
+    return {"builtins": _builtin_ids(b), "watched": watched,
+            # the fast check: which builtins there are and what each is, compared in C after each test
+            "names": list(b), "ids": list(map(id, b.values())),
+            "owners": [(owner, [n for n in names if (owner, n) in watched]) for owner, names in _WATCHED]}
 
 
-def _builtin_ids(builtins):
-    return {k: id(v) for k, v in vars(builtins).items() if k != "_"}  # doctest's displayhook sets "_"
+def _builtin_ids(b):
+    return {k: id(v) for k, v in b.items() if k != "_"}  # doctest's displayhook sets "_"
 
 
 def _check_snapshot():
+    """Flag a rebound builtin or runner function. Runs after every test, so the common case (nothing
+    changed) is a few C-level list comparisons; only a difference takes the slow, exact path."""
     import builtins
 
-    now = _builtin_ids(builtins)
-    if now != _snapshot["builtins"]:
-        changed = sorted(k for k in set(now) | set(_snapshot["builtins"]) if now.get(k) != _snapshot["builtins"].get(k))
-        _flag("builtins-tamper", ",".join(changed)[:200])
-    for (owner, name), ident in _snapshot["watched"].items():
+    snap = _snapshot
+    b = vars(builtins)
+    if list(b) != snap["names"] or list(map(id, b.values())) != snap["ids"]:
+        now = _builtin_ids(b)
+        if now != snap["builtins"]:
+            changed = sorted(k for k in set(now) | set(snap["builtins"]) if now.get(k) != snap["builtins"].get(k))
+            _flag("builtins-tamper", ",".join(changed)[:200])
+    watched = snap["watched"]
+    for owner, names in snap["owners"]:
         obj = _resolve(owner)
-        target = (obj.__dict__.get(name) if isinstance(obj, type) else getattr(obj, name, None)) if obj is not None else None
-        if id(target) != ident:
-            _flag("runner-tamper", "%s.%s" % (owner, name))
+        if obj is None:
+            if names:
+                _flag("runner-tamper", owner)
+            continue
+        space = obj.__dict__ if isinstance(obj, type) else None
+        for name in names:
+            target = space.get(name) if space is not None else getattr(obj, name, None)
+            if id(target) != watched[(owner, name)]:
+                _flag("runner-tamper", "%s.%s" % (owner, name))
 
 
 def _flag(name, detail=""):
