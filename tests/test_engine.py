@@ -233,3 +233,42 @@ def test_waiting_spares_take_the_copy_on_write_faults_ahead_of_their_request(fx)
         finally:
             engine.close()
     assert private[True] > 8 * 1024 and private[True] > 4 * private[False], private
+
+
+ESCAPE = """import _posixsubprocess, os
+r, w = os.pipe()
+a = [['/bin/sleep', '{marker}'], [b'/bin/sleep'], True, (), None, None, -1, -1, -1, -1, -1, -1, r, w,
+     False, True, -1, None, None, None, -1, None]
+try:
+    _posixsubprocess.fork_exec(*a, False)
+except TypeError:
+    _posixsubprocess.fork_exec(*a)
+if lo > hi:
+    raise ValueError('bad')
+return max(lo, min(x, hi))"""
+
+
+def test_a_process_started_past_the_audit_hook_is_flagged_and_killed(fx):
+    """The child stops after its last record and is killed later (off the request's path); what
+    it started must still be found before the answer, flagged, and killed."""
+    prep, tasks = fx
+    task = tasks["calc.core:clamp"]
+    marker = "617.25"  # sleep's argument: finds the process in /proc
+    verdict = prep.verifier.verify(task, ESCAPE.format(marker=marker))
+    assert not verdict.solved and "leftover-processes" in verdict.flags, (verdict.status, verdict.flags)
+
+    def sleepers() -> list[str]:
+        out = []
+        for cmd in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if marker.encode() in cmd.read_bytes():
+                    out.append(cmd.parent.name)
+            except OSError:
+                pass
+        return out
+
+    deadline = time.monotonic() + 5
+    while sleepers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sleepers() == []
+    assert prep.verifier.verify(task, task.reference_body).solved

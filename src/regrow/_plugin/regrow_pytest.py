@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 
 _fd = None
@@ -31,6 +32,7 @@ _canary = None  # name of the injected must-fail test (set by the warm worker)
 _guard = None  # the worker's audit hook (its flag() reports tampering)
 _snapshot = None
 _path = ""  # "warm" (pre-collected session) or "fresh" (new pytest session in the child)
+_stop_at_end = False  # a warm worker's child: stop after the last record (see _leave)
 current_test = ""  # node id of the running test (read by regrow_record)
 
 if os.environ.get("REGROW_RECORD"):
@@ -129,7 +131,19 @@ def pytest_sessionfinish(session, exitstatus):
     _emit({"event": "end", "exitstatus": int(exitstatus), "collected": session.testscollected})
     if _canary:
         # A warm worker's child: every record is out; skip unconfigure (gc passes, summaries).
-        os._exit(0)
+        _leave()
+
+
+def _leave():
+    """End a warm worker's child once its last record is out.
+
+    It stops itself first: the worker sees the stop, takes its checks while nothing of the
+    candidate can run, answers, and only then kills it, so tearing down the child's memory
+    (milliseconds for a large heap) is off the request's path. Continued by anyone, it exits.
+    """
+    if _stop_at_end:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    os._exit(0)
 
 
 pytest_sessionfinish.trylast = True
@@ -175,7 +189,7 @@ _WATCHED = (
     ("unittest.case.TestCase", ("run", "__call__")),
     ("os", ("_exit", "write", "kill")),
     ("json", ("dumps",)),
-    ("regrow_pytest", ("_emit", "_outcome", "pytest_runtest_logfinish", "pytest_sessionfinish")),
+    ("regrow_pytest", ("_emit", "_outcome", "pytest_runtest_logfinish", "pytest_sessionfinish", "_leave")),
 )
 
 

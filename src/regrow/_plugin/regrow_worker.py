@@ -455,8 +455,9 @@ def _kids():
 
 
 def _reap_all(uid):
-    """Kill and reap every descendant but the idle spares (orphans are re-parented to this
-    subreaper). Returns how many were killed."""
+    """Kill and reap every descendant but the idle spares and the children already killed after
+    stopping (`_dying`: reaped here once dead; orphans are re-parented to this subreaper).
+    Returns how many were killed."""
     killed = 0
     for _ in range(200):
         try:
@@ -465,10 +466,12 @@ def _reap_all(uid):
                 if not pid:
                     break
                 _forget_spare(pid)
+                _dying.discard(pid)
         except ChildProcessError:
+            _dying.clear()
             return killed
         spare = {sp[0] for sp in _spares}
-        kids = [k for k in _kids() if k not in spare]
+        kids = [k for k in _kids() if k not in spare and k not in _dying]
         if not kids:
             return killed
         if uid is not None:
@@ -484,8 +487,21 @@ def _reap_all(uid):
     return killed
 
 
+_END = b'"event": "end"'
+
+
+def _stopped(pid):
+    """Whether child ``pid`` is stopped (its state stays for the waitpid that reaps it)."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return info is not None and info.si_code == os.CLD_STOPPED
+
+
 def _drain(rfd, pid, deadline):
-    """Read the child's records until it exits (pidfd) or the deadline. Returns (bytes, timed_out)."""
+    """Read the child's records until it exits (pidfd), stops after its end record (see
+    regrow_pytest._leave), or the deadline. Returns (bytes, timed_out, overflow, stopped)."""
     chunks, size = [], 0
 
     def keep(data: bytes) -> bool:
@@ -503,21 +519,30 @@ def _drain(rfd, pid, deadline):
             pidfd = os.pidfd_open(pid)
         except OSError:
             pidfd = None
-    timed_out = overflow = False
+    timed_out = overflow = stopped = False
     watch = [rfd] + ([pidfd] if pidfd is not None else [])
     exited = False
+    ended = False  # an end record came: from now on, look for the stop that follows it
+    tail = b""
     try:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 timed_out = True
                 break
-            ready, _, _ = select.select(watch, [], [], min(left, 0.05 if pidfd is None else left))
+            if ended and _stopped(pid):
+                stopped = True
+                break
+            wait = 0.0002 if ended else (0.05 if pidfd is None else left)
+            ready, _, _ = select.select(watch, [], [], min(left, wait))
             if rfd in ready:
                 data = os.read(rfd, 1 << 16)
                 if not data:
                     break
                 overflow = not keep(data) or overflow
+                if not ended:
+                    ended = _END in tail + data
+                    tail = data[-len(_END):]
                 continue
             if pidfd is not None and pidfd in ready:
                 exited = True
@@ -542,10 +567,39 @@ def _drain(rfd, pid, deadline):
     finally:
         if pidfd is not None:
             os.close(pidfd)
-    return b"".join(chunks), timed_out, overflow
+    return b"".join(chunks), timed_out, overflow, stopped
 
 
-def _wait_status(pid):
+_dying = set()  # stopped children killed after their answer; reaped by the next _reap_all
+
+
+def _stray_kids(pid):
+    """Processes a stopped child started that are still alive (its own children, every thread)."""
+    kids = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as fh:
+                kids.extend(int(x) for x in fh.read().split())
+    except (OSError, ValueError):
+        pass
+    return kids
+
+
+def _wait_status(pid, stopped=False):
+    """(exit code, signal) of a finished child; kill its group first. A child stopped after its
+    last record (or one whose result no longer matters) is not waited for: it is killed and
+    left to die while the worker answers (`_dying`)."""
+    if stopped:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        _dying.add(pid)
+        return 0, None
     try:
         os.killpg(pid, signal.SIGKILL)  # the child's group: pid == pgid after setsid
     except OSError:
@@ -794,21 +848,33 @@ def _serve(req):
         trace.append(("forked", time.monotonic()))
     deadline = start + float(req.get("timeout", 60.0))
     results = []
+    strays = []
+    abandon = False
     for i, (pid, rfd, tmp) in enumerate(started):
-        raw, timed_out, overflow = _drain(rfd, pid, deadline)
+        if abandon:  # the replay can no longer matter: kill it, do not wait for its teardown
+            _wait_status(pid, stopped=True)
+            strays.extend(_stray_kids(pid))
+            os.close(rfd)
+            results.append((b"", False, False, None, signal.SIGKILL, tmp))
+            continue
+        raw, timed_out, overflow, stopped = _drain(rfd, pid, deadline)
         os.close(rfd)
         if trace is not None:
             trace.append(("drained", time.monotonic()))
-        code, sig = _wait_status(pid)
+        if stopped:
+            strays.extend(_stray_kids(pid))
+        code, sig = _wait_status(pid, stopped)
         results.append((raw, timed_out, overflow, code, sig, tmp))
-        if i == 0 and len(started) > 1 and not _all_passed(raw, req.get("canary")):
-            for _pid, _rfd, _tmp in started[1:]:  # the replay can no longer matter: stop it now
-                for fn in (os.killpg, os.kill):
-                    try:
-                        fn(_pid, signal.SIGKILL)
-                    except OSError:
-                        pass
-    leftovers = _reap_all(uid)
+        abandon = i == 0 and len(started) > 1 and not _all_passed(raw, req.get("canary"))
+    for kid in strays:  # started by a child that stopped: it cannot reap them
+        for fn in (os.killpg, os.kill):
+            try:
+                fn(kid, signal.SIGKILL)
+            except OSError:
+                pass
+    if strays and uid is not None:
+        _kill_uid(uid)
+    leftovers = _reap_all(uid) + len(strays)
     if trace is not None:
         trace.append(("reaped", time.monotonic()))
     common = []
@@ -1206,6 +1272,7 @@ def _child(req, wfd, tmp):
     plugin._canary = req.get("canary") or None
     plugin._guard = guard
     plugin._path = "fresh"
+    plugin._stop_at_end = True
     tests = list(req.get("tests", []))
     fast = (_session is not None and all(t in _items for t in tests)
             and (not req.get("files") or _patch(guard.files, guard)))
@@ -1214,7 +1281,7 @@ def _child(req, wfd, tmp):
         _fresh_imports(guard)
     if req.get("op") == "replay":
         _replay(req, wfd)
-        os._exit(0)
+        plugin._leave()
     if fast:
         _run_items(plugin, tests, req.get("canary"), bound)
     import pytest
@@ -1225,7 +1292,7 @@ def _child(req, wfd, tmp):
     except (TypeError, ValueError):
         code = -1
     plugin._emit({"event": "exit", "code": code, "bound": bound, "path": "fresh-returned"})
-    os._exit(0)
+    plugin._leave()
 
 
 def _fresh_imports(guard):
@@ -1283,7 +1350,7 @@ def _run_items(plugin, tests, canary, bound):
     # (terminal summary, cache, junitxml, conftest hooks) cannot change a recorded outcome, and
     # the last item's teardown has already finalized every fixture.
     plugin.pytest_sessionfinish(session, status)
-    os._exit(0)
+    plugin._leave()
 
 
 def _resolve(qualname):
@@ -1333,6 +1400,20 @@ def _replay(req, wfd):
     emit({"event": "end"})
 
 
+def _reap_dying_until_request():
+    """Reap the children killed after their answer as they finish dying, until a request comes."""
+    while _dying:
+        for pid in list(_dying):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                _dying.discard(pid)
+        if not _dying or select.select([_proto_in], [], [], 0.002)[0]:
+            return
+
+
 def main():
     global _cfg, _baseline
     _cfg = json.loads(sys.argv[1])
@@ -1345,6 +1426,7 @@ def main():
     buf = b""
     while True:
         while b"\n" not in buf:
+            _reap_dying_until_request()
             data = os.read(_proto_in, 1 << 20)
             if not data:
                 return
