@@ -252,10 +252,23 @@ def _warm():
     return facts
 
 
+PREWARM_ROUNDS = 12  # enough calls for CPython to specialise the runner's code paths
+
+
 def _prewarm(session):
-    """Fail one throwaway test in the worker, so that what formatting a failure imports and caches
-    (traceback code, regexes, inspect's module map) is ready before any fork."""
+    """Exercise pytest's machinery in the worker on throwaway tests, never the suite's own.
+
+    Children forked from a worker whose runner code has never run pay for it on every item:
+    first calls, lazily computed attributes, imports and caches for formatting failures, and
+    CPython's specialisation of hot bytecode (each a write to a shared page, so a copy per
+    child). Passing and failing throwaway tests, plain and unittest-style, run a few rounds
+    here, and every collected item's lazy attributes are computed, so children start from a
+    runner that is already warm. The suite's own tests never run in the worker: what they
+    would leave behind (caches filled by the reference code) must not reach a candidate.
+    """
     import inspect
+    import unittest
+
     import pytest
     import regrow_pytest
 
@@ -276,11 +289,53 @@ def _prewarm(session):
     def regrow_prewarm():
         assert [1, 2] == [1, 3], "prewarm"
 
-    item = pytest.Function.from_parent(module, name="regrow_prewarm", callobj=regrow_prewarm)
-    item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+    def regrow_prewarm_pass():
+        assert [1, 2] == [1, 2]
 
+    dummies = [pytest.Function.from_parent(module, name=name, callobj=fn)
+               for name, fn in (("regrow_prewarm", regrow_prewarm), ("regrow_prewarm_pass", regrow_prewarm_pass))]
+    dummies.extend(_unittest_dummies(module, unittest))
+    for _ in range(PREWARM_ROUNDS):
+        for i, item in enumerate(dummies):
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=dummies[i + 1] if i + 1 < len(dummies) else None)
+    for item in session.items:  # lazily computed, cached on the item: compute them once, here
+        try:
+            item.location, item.keywords, item.ihook, item.obj  # noqa: B018
+            list(item.iter_markers())
+        except Exception:
+            pass
     inspect.getmodule(regrow_prewarm)
     session.testsfailed = 0
+
+
+def _unittest_dummies(module, unittest):
+    """A passing and a failing unittest-style throwaway item in ``module`` (none if that fails)."""
+    from _pytest.unittest import UnitTestCase
+
+    class RegrowPrewarm(unittest.TestCase):
+        def test_pass(self):
+            self.assertEqual([1, 2], [1, 2])
+
+        def test_fail(self):
+            self.assertEqual([1, 2], [1, 3])
+
+    name = "RegrowPrewarm_%d" % id(RegrowPrewarm)
+    target = module.obj
+    setattr(target, name, RegrowPrewarm)  # the collector looks its class up on the module
+    try:
+        cls = UnitTestCase.from_parent(module, name=name)
+        cls.obj  # noqa: B018 - resolved now, while the module holds it
+        items = list(cls.collect())
+        for item in items:
+            item.obj  # noqa: B018
+        return items
+    except Exception:
+        return []
+    finally:
+        try:
+            delattr(target, name)
+        except AttributeError:
+            pass
 
 
 def _start_session(extra):
