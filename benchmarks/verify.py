@@ -7,6 +7,9 @@ are verified three ways, interleaved so that machine load hits all three alike:
   (b) suite   a new ``python -m pytest`` of the whole suite per candidate
   (c) engine  regrow's warm engine, strict trust (static scan, canary, equivalence replay when
               recorded calls exist)
+  (d) engine with fail-fast: as (c), stopping a candidate's tests at the first one that does not
+              pass (`--fail-fast`, for a binary reward; not the default, and not what the goal
+              is measured on)
 
 Tasks are drawn at random (seeded) from the valid ones. Before timing, the engine's worker is
 started and each chosen task's expected values for the equivalence check are computed (two
@@ -62,9 +65,13 @@ def bench(spec: str, home: Path, n: int, seed: int = 0, timeout: float = 10.0) -
     t0 = time.perf_counter()
     warm.engine.start()
     start_s = time.perf_counter() - t0
+    ff = Verifier(src.root, env.python, src.import_roots, calls=CallLog(prep.store, src.key),
+                  config=VerifyConfig(trust="strict", workers=1, timeout=timeout, fail_fast=True))
+    ff.engine.start()
     for task in tasks:
         expected(warm, task)
-    a, b, c, over, agree, fresh = [], [], [], [], 0, 0
+        expected(ff, task)
+    a, b, c, d, over, agree, fresh = [], [], [], [], [], 0, 0
     for i, (task, body) in enumerate(candidates):
         t0 = time.perf_counter()
         va = cold.verify(task, body)
@@ -76,16 +83,21 @@ def bench(spec: str, home: Path, n: int, seed: int = 0, timeout: float = 10.0) -
         vc = warm.verify(task, body)
         c.append(time.perf_counter() - t0)
         over.append(c[-1] - sum(o.duration for o in vc.outcomes))
-        agree += va.solved == vc.solved
+        t0 = time.perf_counter()
+        vd = ff.verify(task, body)
+        d.append(time.perf_counter() - t0)
+        agree += va.solved == vc.solved == vd.solved
         fresh += vc.extra.get("path") != "warm"
         print(f"  {i + 1}/{len(candidates)} {task.task_id} a={a[-1]*1000:.0f} b={b[-1]*1000:.0f} "
-              f"c={c[-1]*1000:.0f} ms  {vc.status} {','.join(vc.flags)}", file=sys.stderr)
+              f"c={c[-1]*1000:.0f} d={d[-1]*1000:.0f} ms  {vc.status} {','.join(vc.flags)}", file=sys.stderr)
     warm.close()
+    ff.close()
     ms = lambda xs, q: pct(xs, q) * 1000  # noqa: E731
     return {"spec": spec, "candidates": len(candidates), "tasks": len(tasks), "engine_start_s": start_s,
             "a": (statistics.median(a) * 1000, ms(a, 0.9)), "b": (statistics.median(b) * 1000, ms(b, 0.9)),
             "c": (statistics.median(c) * 1000, ms(c, 0.9)), "overhead": (statistics.median(over) * 1000, ms(over, 0.9)),
-            "ratio": statistics.median(a) / statistics.median(c), "agree": agree, "fresh": fresh}
+            "ratio": statistics.median(a) / statistics.median(c), "agree": agree, "fresh": fresh,
+            "d": (statistics.median(d) * 1000, ms(d, 0.9)), "ratio_d": statistics.median(a) / statistics.median(d)}
 
 
 def main() -> None:
@@ -100,13 +112,13 @@ def main() -> None:
         name = spec.split(":")[-1].split("==")[0]
         rows.append(bench(spec, args.home / name, args.n, timeout=args.timeout))
     print(f"{'package':28} {'n':>3} {'(a) fresh med/p90':>18} {'(b) suite med/p90':>18} {'(c) engine med/p90':>19} "
-          f"{'(a)/(c)':>8} {'(c)-floor med/p90':>18} {'a=c':>4} {'fresh':>5}")
+          f"{'(a)/(c)':>8} {'(c)-floor med/p90':>18} {'a=c=d':>5} {'fresh':>5} {'(d) fail-fast med/p90':>22} {'(a)/(d)':>8}")
     for r in rows:
         print(f"{r['spec']:28} {r['candidates']:>3} {r['a'][0]:>8.0f}/{r['a'][1]:<8.0f} {r['b'][0]:>8.0f}/{r['b'][1]:<8.0f} "
               f"{r['c'][0]:>8.1f}/{r['c'][1]:<9.1f} {r['ratio']:>8.1f} {r['overhead'][0]:>8.1f}/{r['overhead'][1]:<8.1f} "
-              f"{r['agree']:>4} {r['fresh']:>5}")
+              f"{r['agree']:>5} {r['fresh']:>5} {r['d'][0]:>11.1f}/{r['d'][1]:<10.1f} {r['ratio_d']:>8.1f}")
     print("ms per candidate; (c)-floor: engine wall time minus the covering tests' own durations; "
-          "a=c: candidates where (a) and (c) agree on solved")
+          "a=c=d: candidates where (a), (c) and (d) agree on solved")
 
 
 if __name__ == "__main__":

@@ -272,3 +272,41 @@ def test_a_process_started_past_the_audit_hook_is_flagged_and_killed(fx):
         time.sleep(0.05)
     assert sleepers() == []
     assert prep.verifier.verify(task, task.reference_body).solved
+
+
+def test_fail_fast_stops_at_the_first_failure_and_still_runs_the_canary(fx):
+    """A binary reward needs only the first failure: the rest of the covering tests are skipped
+    (missing, so the verdict is the same), the canary still runs, and nothing is flagged."""
+    prep, tasks = fx
+    src = prep.source
+    task = max(tasks.values(), key=lambda t: len(t.tests))
+    assert len(task.tests) >= 2
+    fast = Verifier(src.root, prep.env.python, src.import_roots, config=VerifyConfig(workers=1, fail_fast=True))
+    try:
+        broken = fast.verify(task, "return None")
+        full = prep.verifier.verify(task, "return None")
+        assert not broken.solved and not full.solved
+        ran = [o.outcome for o in broken.outcomes if o.outcome != "missing"]
+        assert len(ran) < len(task.tests) == len(full.outcomes) == len(broken.outcomes)
+        assert ran[-1] == "failed" and "missing" not in [o.outcome for o in full.outcomes]
+        assert not {"runner-tamper", "exit-trick"} & set(broken.flags), broken.flags
+        assert broken.extra.get("canary") == "failed"
+        ref = fast.verify(task, task.reference_body)
+        assert ref.solved and ref.tests_passed == len(task.tests)
+    finally:
+        fast.close()
+
+
+def test_fail_fast_holds_for_a_fresh_pytest_too_and_names_a_different_run(fx):
+    from regrow.config import RunConfig
+    from regrow.runner import run_key
+
+    prep, tasks = fx
+    src = prep.source
+    task = max(tasks.values(), key=lambda t: len(t.tests))
+    cold = Verifier(src.root, prep.env.python, src.import_roots,
+                    config=VerifyConfig(trust="subprocess", fail_fast=True))
+    v = cold.verify(task, "return None")
+    assert not v.solved and [o.outcome for o in v.outcomes].count("missing") == len(task.tests) - 1
+    base = RunConfig(home=Path("/nonexistent"), solver="null")
+    assert run_key(src, base) != run_key(src, base.model_copy(update={"fail_fast": True}))

@@ -165,6 +165,8 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
         model_concurrency: Optional[int] = typer.Option(None, help="Model calls in flight at once."),
         trust: Optional[str] = typer.Option(None, help="Verification: strict (default), fast, subprocess."),
         context: Optional[str] = typer.Option(None, help="Prompt context: engine (default) or simple."),
+        fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop a candidate's tests at the first failure "
+                                       "(binary reward, cheaper; tests-passed counts only the tests that ran)."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse stored model responses."),
         home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
     """Grok, hollow, validate, then let a solver regrow each body; prints the report."""
@@ -176,7 +178,7 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
                          temperature=temperature, max_tokens=max_tokens, run_id=run_id,
                          cache=False if no_cache else None, stop_on_solve=stop_on_solve or None,
                          task_tokens=task_tokens, task_seconds=task_seconds, model_concurrency=model_concurrency,
-                         trust=trust, context=context)
+                         trust=trust, context=context, fail_fast=fail_fast or None)
         with _hooks(as_json) as hooks:
             rid = run_(source, config, hooks)
         rep = reports.build_report(open_store(config), rid)

@@ -49,6 +49,9 @@ class RunConfig(BaseModel):
     trust: str = Field("strict", pattern="^(strict|fast|subprocess)$",
                        description="Verification checks: strict (warm engine, static scan, equivalence), "
                                    "fast (warm engine only), subprocess (a fresh pytest per candidate).")
+    fail_fast: bool = Field(False, description="Stop a candidate's tests at the first one that does not pass "
+                                               "(a binary reward at less cost; the tests-passed fraction then "
+                                               "counts only the tests that ran).")
 
 
 _ENV_PREFIX = "REGROW_"

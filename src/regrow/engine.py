@@ -428,15 +428,16 @@ class Engine:
 
     def run(self, files: list[dict], test_ids: tuple[str, ...], *, timeout: float = 60.0, memory_mb: int = 4096,
             canary: bool = True, replay: tuple[str, list[str]] | None = None,
-            while_waiting: Callable[[], object] | None = None) -> Outcome:
+            while_waiting: Callable[[], object] | None = None, fail_fast: bool = False) -> Outcome:
         """Run ``test_ids`` in a forked child that sees ``files``; never raises for what the child did.
 
         ``replay`` (qualname, cases): also replay those calls, in a second fresh child forked at the
         same time (see `replay`); its `Replay` is ``extra["replay"]`` of the outcome.
-        ``while_waiting`` runs once, while the child works (see `_Worker.request`).
+        ``while_waiting`` runs once, while the child works (see `_Worker.request`). ``fail_fast``:
+        the child stops at the first test that does not pass (the canary still runs).
         """
         req = {"op": "run", "id": secrets.token_hex(4), "files": files, "tests": list(test_ids),
-               "timeout": timeout, "memory_mb": memory_mb, "canary": canary}
+               "timeout": timeout, "memory_mb": memory_mb, "canary": canary, "fail_fast": fail_fast}
         if replay is not None:
             req["replay"] = {"qualname": replay[0], "cases": list(replay[1])}
         start = time.monotonic()

@@ -82,7 +82,8 @@ def prepare(spec: str, config: RunConfig, hooks: Hooks = Hooks(), *, store: Stor
     index = grok(source, env, store, timeout=config.suite_timeout, log=hooks.log)
     timings["grok"] = time.perf_counter() - t1
     verifier = Verifier(source.root, env.python, source.import_roots, calls=CallLog(store, source.key),
-                        config=VerifyConfig(timeout=config.timeout, trust=config.trust, hide=(str(config.home),)))
+                        config=VerifyConfig(timeout=config.timeout, trust=config.trust, hide=(str(config.home),),
+                                            fail_fast=config.fail_fast))
     tasks, excluded = [], []
     if validate:
         t2 = time.perf_counter()
@@ -104,7 +105,7 @@ def run_key(source: Source, config: RunConfig, solver_identity: str | None = Non
             "tasks": config.tasks, "seed": config.seed, "min_statements": config.min_statements,
             "temperature": config.temperature, "max_tokens": config.max_tokens}
     # Settings that change results name a different run; defaults keep earlier run ids.
-    for name in ("stop_on_solve", "task_tokens", "task_seconds", "trust", "context"):
+    for name in ("stop_on_solve", "task_tokens", "task_seconds", "trust", "context", "fail_fast"):
         value = getattr(config, name)
         if value != RunConfig.model_fields[name].default:
             what[name] = value

@@ -47,6 +47,7 @@ class VerifyConfig:
     workers: int = 2  # warm workers (parallel candidates)
     hide: tuple[str, ...] = ()  # paths candidates must not read (the store, history): hidden where possible
     max_cases: int = 20  # recorded calls replayed per task by the equivalence check
+    fail_fast: bool = False  # stop a candidate's tests at the first one that does not pass
 
 
 class Verifier:
@@ -96,7 +97,7 @@ class Verifier:
             try:
                 return engine.run(engine.files(relpath, text, symbol, classes), test_ids,
                                   timeout=self.config.timeout, memory_mb=self.config.memory_mb, replay=replay,
-                                  while_waiting=while_waiting)
+                                  while_waiting=while_waiting, fail_fast=self.config.fail_fast)
             except EngineError as exc:  # the target cannot host a warm worker: fall back, once
                 self.engine_error = str(exc)[:2000]
                 self.engine = None
@@ -115,7 +116,8 @@ class Verifier:
                 replace_file(copy, relpath, text)
             paths = tuple(str(copy / r) if r not in (".", "") else str(copy) for r in self.import_roots)
             job = Job(cwd=copy, python=self.python, test_ids=test_ids, pythonpath=paths,
-                      timeout=self.config.timeout, memory_mb=self.config.memory_mb)
+                      timeout=self.config.timeout, memory_mb=self.config.memory_mb,
+                      pytest_args=("-x",) if self.config.fail_fast else ())
             outcome = self.sandbox.run(job)
             return replace(outcome, extra=dict(outcome.extra, engine="subprocess"))
         finally:

@@ -33,6 +33,8 @@ _guard = None  # the worker's audit hook (its flag() reports tampering)
 _snapshot = None
 _path = ""  # "warm" (pre-collected session) or "fresh" (new pytest session in the child)
 _stop_at_end = False  # a warm worker's child: stop after the last record (see _leave)
+_fail_fast = False  # a warm worker's child asked to stop at the first test that does not pass
+_stop_rest = False  # ... and one did: the remaining tests (not the canary) are not run
 current_test = ""  # node id of the running test (read by regrow_record)
 
 if os.environ.get("REGROW_RECORD"):
@@ -75,6 +77,21 @@ def pytest_runtest_logstart(nodeid, location):
             cov.switch_context(nodeid)
 
 
+def pytest_runtest_protocol(item, nextitem):
+    """With fail-fast, once a test has not passed: skip each later item but the canary, keeping
+    pytest's setup stack in step with what runs next. Its test id then has no record (missing)."""
+    if not _stop_rest or item.name == _canary:
+        return None
+    try:
+        item.session._setupstate.teardown_exact(nextitem)
+    except Exception:  # a fixture's teardown error: the candidate has already failed
+        pass
+    return True
+
+
+pytest_runtest_protocol.tryfirst = True
+
+
 def pytest_runtest_logreport(report):
     _reports.setdefault(report.nodeid, []).append(report)
 
@@ -103,8 +120,11 @@ def _outcome(reports) -> tuple[str, str]:
 
 
 def pytest_runtest_logfinish(nodeid, location):
+    global _stop_rest
     reports = _reports.pop(nodeid, [])
     outcome, message = _outcome(reports)
+    if _fail_fast and outcome != "passed" and not (_canary and nodeid.endswith("::" + _canary)):
+        _stop_rest = True
     duration = sum(getattr(r, "duration", 0.0) for r in reports)
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE // 2] + "\n...\n" + message[-_MAX_MESSAGE // 2:]

@@ -1328,6 +1328,7 @@ def _child(req, wfd, tmp):
     plugin._guard = guard
     plugin._path = "fresh"
     plugin._stop_at_end = True
+    plugin._fail_fast = bool(req.get("fail_fast"))
     tests = list(req.get("tests", []))
     fast = (_session is not None and all(t in _items for t in tests)
             and (not req.get("files") or _patch(guard.files, guard)))
