@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import time
+from operator import is_ as _is
 
 _fd = None
 _contexts = False
@@ -236,17 +237,12 @@ def _take_snapshot():
         if obj is None:
             continue
         for name in names:
-            target = obj.__dict__.get(name) if isinstance(obj, type) else getattr(obj, name, None)
-            watched[(owner, name)] = id(target)
+            watched[(owner, name)] = obj.__dict__.get(name) if isinstance(obj, type) else getattr(obj, name, None)
     b = vars(builtins)
-    return {"builtins": _builtin_ids(b), "watched": watched,
-            # the fast check: which builtins there are and what each is, compared in C after each test
-            "names": list(b), "ids": list(map(id, b.values())),
+    # Objects, not id()s: the identity test is `is`, and id() raises an audit event (the worker's
+    # audit hook would run once per builtin per test).
+    return {"builtins": dict(b), "watched": watched, "names": list(b), "values": list(b.values()),
             "owners": [(owner, [n for n in names if (owner, n) in watched]) for owner, names in _WATCHED]}
-
-
-def _builtin_ids(b):
-    return {k: id(v) for k, v in b.items() if k != "_"}  # doctest's displayhook sets "_"
 
 
 def _check_snapshot():
@@ -256,10 +252,11 @@ def _check_snapshot():
 
     snap = _snapshot
     b = vars(builtins)
-    if list(b) != snap["names"] or list(map(id, b.values())) != snap["ids"]:
-        now = _builtin_ids(b)
-        if now != snap["builtins"]:
-            changed = sorted(k for k in set(now) | set(snap["builtins"]) if now.get(k) != snap["builtins"].get(k))
+    if list(b) != snap["names"] or not all(map(_is, b.values(), snap["values"])):
+        before = snap["builtins"]
+        changed = sorted(k for k in set(b) | set(before)
+                         if k != "_" and (k not in b or k not in before or b[k] is not before[k]))  # doctest sets "_"
+        if changed:
             _flag("builtins-tamper", ",".join(changed)[:200])
     watched = snap["watched"]
     for owner, names in snap["owners"]:
@@ -271,7 +268,7 @@ def _check_snapshot():
         space = obj.__dict__ if isinstance(obj, type) else None
         for name in names:
             target = space.get(name) if space is not None else getattr(obj, name, None)
-            if id(target) != watched[(owner, name)]:
+            if target is not watched[(owner, name)]:
                 _flag("runner-tamper", "%s.%s" % (owner, name))
 
 

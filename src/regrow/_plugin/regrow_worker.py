@@ -1093,6 +1093,23 @@ def _enter_sandbox(req, wfd, tmp):
     return wfd, guard, bound
 
 
+_WRITE_EVENTS = ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.utime",
+                 "os.truncate", "os.symlink", "os.link", "shutil.rmtree", "shutil.move", "shutil.copyfile")
+_LIST_EVENTS = ("os.listdir", "os.scandir")
+_FORK_EVENTS = ("os.fork", "os.forkpty")
+_SPAWN_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "pty.spawn")
+_NET_EVENTS = ("socket.connect", "socket.sendto", "socket.bind", "socket.getaddrinfo", "socket.gethostbyname",
+               "socket.gethostbyaddr", "socket.__new__")
+_SIGNAL_EVENTS = ("os.kill", "os.killpg", "signal.pthread_kill")
+_INTROSPECTION_EVENTS = ("sys._getframe", "sys._current_frames", "gc.get_objects", "gc.get_referrers",
+                         "gc.get_referents", "sys.settrace", "sys.setprofile")
+# Every event _Guard._check looks at; any other (builtins.id, os.putenv, ... thousands a second
+# in a test run) returns at once.
+_CHECKED_EVENTS = frozenset(("open", "object.__setattr__") + _WRITE_EVENTS + _LIST_EVENTS + _FORK_EVENTS
+                            + _SPAWN_EVENTS + _NET_EVENTS + _SIGNAL_EVENTS + _INTROSPECTION_EVENTS)
+_CHECKED_PREFIXES = ("ctypes.",)
+
+
 class _Guard:
     """Audit hook: blocks and reports what a candidate must not do. Cannot be removed once added."""
 
@@ -1141,8 +1158,7 @@ class _Guard:
         return False
 
     def __call__(self, event, args):
-        if self.busy or event in ("exec", "compile", "import", "marshal.loads", "object.__getattr__",
-                                  "code.__new__", "sys.addaudithook"):
+        if event not in _CHECKED_EVENTS and not event.startswith(_CHECKED_PREFIXES):
             if event == "sys.addaudithook" and not self.busy:
                 self.busy = True
                 try:
@@ -1151,6 +1167,8 @@ class _Guard:
                         raise PermissionError("regrow: audit hooks are not allowed")
                 finally:
                     self.busy = False
+            return
+        if self.busy:
             return
         self.busy = True
         try:
@@ -1161,34 +1179,32 @@ class _Guard:
     def _check(self, event, args):
         if event == "open":
             self._open(args)
-        elif event in ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.utime",
-                       "os.truncate", "os.symlink", "os.link", "shutil.rmtree", "shutil.move", "shutil.copyfile"):
+        elif event in _WRITE_EVENTS:
             for path in args[:2]:
                 if isinstance(path, (str, bytes)):
                     self._write_check(os.path.abspath(os.fsdecode(path)))
-        elif event in ("os.listdir", "os.scandir"):
+        elif event in _LIST_EVENTS:
             path = args[0] if args else None
             if isinstance(path, (str, bytes)) and self._is_history(os.fsdecode(path)) and self._candidate_frames():
                 self.flag("reads-history", path)
                 raise PermissionError("regrow: not readable here")
-        elif event in ("os.fork", "os.forkpty"):
+        elif event in _FORK_EVENTS:
             if self._candidate_frames():
                 self.flag("fork-bomb", event)
                 raise PermissionError("regrow: candidates may not fork")
-        elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "pty.spawn"):
+        elif event in _SPAWN_EVENTS:
             if self._candidate_frames():
                 text = " ".join(map(str, args))[:200]
                 self.flag("reads-history" if "git" in text else "subprocess", text)
                 raise PermissionError("regrow: candidates may not start processes")
         elif event.startswith("socket."):
-            if event in ("socket.connect", "socket.sendto", "socket.bind", "socket.getaddrinfo",
-                         "socket.gethostbyname", "socket.gethostbyaddr", "socket.__new__"):
+            if event in _NET_EVENTS:
                 mine = self._candidate_frames()
                 if mine or (self.block_net and event != "socket.__new__" and not self._local(args)):
                     if mine:
                         self.flag("network", event)
                     raise PermissionError("regrow: no network")
-        elif event in ("os.kill", "os.killpg", "signal.pthread_kill"):
+        elif event in _SIGNAL_EVENTS:
             if self._candidate_frames():
                 self.flag("kill", "%s%r" % (event, tuple(args)))
                 raise PermissionError("regrow: candidates may not send signals")
@@ -1196,8 +1212,7 @@ class _Guard:
             if self._candidate_frames():
                 self.flag("ctypes", event)
                 raise PermissionError("regrow: ctypes is not allowed")
-        elif event in ("sys._getframe", "sys._current_frames", "gc.get_objects", "gc.get_referrers",
-                       "gc.get_referents", "sys.settrace", "sys.setprofile"):
+        elif event in _INTROSPECTION_EVENTS:
             if self._candidate_frames(nearest_only=event == "sys._getframe"):
                 self.flag("introspection", event)
                 raise PermissionError("regrow: introspection of the test runner is not allowed")
