@@ -214,18 +214,29 @@ _WATCHED = (
 )
 
 
-def _resolve(path):
+def _split(path):
+    """(module name, attribute names) of a dotted ``path``: its longest imported module prefix."""
     import sys
 
     parts = path.split(".")
     for i in range(len(parts), 0, -1):
-        mod = sys.modules.get(".".join(parts[:i]))
-        if mod is not None:
-            obj = mod
-            for attr in parts[i:]:
-                obj = getattr(obj, attr, None)
-            return obj
+        if ".".join(parts[:i]) in sys.modules:
+            return ".".join(parts[:i]), tuple(parts[i:])
     return None
+
+
+def _lookup(module, attrs):
+    import sys
+
+    obj = sys.modules.get(module)
+    for attr in attrs:
+        obj = getattr(obj, attr, None)
+    return obj
+
+
+def _resolve(path):
+    where = _split(path)
+    return _lookup(*where) if where is not None else None
 
 
 def _take_snapshot():
@@ -242,7 +253,9 @@ def _take_snapshot():
     # Objects, not id()s: the identity test is `is`, and id() raises an audit event (the worker's
     # audit hook would run once per builtin per test).
     return {"builtins": dict(b), "watched": watched, "names": list(b), "values": list(b.values()),
-            "owners": [(owner, [n for n in names if (owner, n) in watched]) for owner, names in _WATCHED]}
+            # each owner's module and attribute path, split once (looked up again after every test)
+            "owners": [(owner, _split(owner), [n for n in names if (owner, n) in watched])
+                       for owner, names in _WATCHED if (owner, names[0]) in watched]}
 
 
 def _check_snapshot():
@@ -259,11 +272,10 @@ def _check_snapshot():
         if changed:
             _flag("builtins-tamper", ",".join(changed)[:200])
     watched = snap["watched"]
-    for owner, names in snap["owners"]:
-        obj = _resolve(owner)
+    for owner, where, names in snap["owners"]:
+        obj = _lookup(*where)
         if obj is None:
-            if names:
-                _flag("runner-tamper", owner)
+            _flag("runner-tamper", owner)
             continue
         space = obj.__dict__ if isinstance(obj, type) else None
         for name in names:
