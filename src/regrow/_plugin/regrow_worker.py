@@ -742,6 +742,7 @@ def _spawn():
                 for fd in sp[1:3]:
                     os.close(fd)
             _set_name(b"regrow-spare")  # what a spare is, for anyone listing processes
+            _private_mounts()  # the request's bind mount then only mounts
             if _cfg.get("prefault"):
                 _prefault(qr)
             buf = b""
@@ -1000,14 +1001,29 @@ class _MemFinder(importlib.abc.MetaPathFinder):
             name, p, loader=_MemLoader(p, text), submodule_search_locations=[os.path.dirname(p)] if pkg else None)
 
 
-def _bind_over(files, tmp):
-    """Private mount namespace; bind each candidate file over the original. Root only."""
+_own_mounts = False  # this process already has its private mount namespace (a spare made it while waiting)
+
+
+def _private_mounts():
+    """Enter a private mount namespace of this process's own. Root only; True when done."""
+    global _own_mounts
     libc = _libc_handle()
+    if _own_mounts:
+        return True
     if not libc or os.geteuid() != 0 or not _cfg.get("bind", True):
         return False
     if libc.unshare(CLONE_NEWNS) != 0:
         return False
     if libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return False
+    _own_mounts = True
+    return True
+
+
+def _bind_over(files, tmp):
+    """Private mount namespace; bind each candidate file over the original. Root only."""
+    libc = _libc_handle()
+    if not _private_mounts():
         return False
     for i, f in enumerate(files):
         src = os.path.join(tmp, ".cand-%d.py" % i)
