@@ -276,8 +276,9 @@ class _Worker:
         """Send one request; its answer, or None when the worker died or overran (it is then stopped).
 
         ``while_waiting`` runs in this thread after the request is sent and before its answer is
-        read: the caller's own work overlaps the child's (an exception from it is raised after
-        the answer is read, so the worker's pipe stays in step)."""
+        read, so the caller's own work overlaps the child's (an exception from it is raised after
+        the answer is read, so the worker's pipe stays in step). It does not run when the request
+        could not be sent: callers that need its result compute it themselves then."""
         if not self.alive:
             self.start()
         assert self.proc is not None and self.proc.stdin is not None
@@ -288,8 +289,6 @@ class _Worker:
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             self.stop()
-            if while_waiting is not None:
-                while_waiting()
             return None
         failure = None
         if while_waiting is not None:
@@ -433,7 +432,7 @@ class Engine:
 
         ``replay`` (qualname, cases): also replay those calls, in a second fresh child forked at the
         same time (see `replay`); its `Replay` is ``extra["replay"]`` of the outcome.
-        ``while_waiting`` runs once, while the child works (see `_Worker.request`). ``fail_fast``:
+        ``while_waiting`` runs at most once, while the child works (see `_Worker.request`). ``fail_fast``:
         the child stops at the first test that does not pass (the canary still runs).
         """
         req = {"op": "run", "id": secrets.token_hex(4), "files": files, "tests": list(test_ids),
