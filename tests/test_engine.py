@@ -203,16 +203,17 @@ def _anon_kb(pid: int) -> int:
 
 
 def test_waiting_spares_take_the_copy_on_write_faults_ahead_of_their_request(fx):
-    """With prefault on, an idle spare has copied the worker's heap (megabytes of private memory);
-    with it off it shares nearly all of it. Verdicts are the same either way."""
+    """With prefault on, an idle spare has copied the worker's heap (megabytes of private memory),
+    at most its budget of it; with it off it shares nearly all of it. Verdicts are the same."""
     from regrow.engine import Engine, EngineConfig
 
     prep, tasks = fx
     task = tasks["calc.core:clamp"]
     src = prep.source
     private = {}
-    for prefault in (True, False):
-        engine = Engine(src.root, prep.env.python, tuple(src.import_roots), config=EngineConfig(workers=1, prefault=prefault))
+    for prefault, budget in ((True, 64), (True, 2), (False, 64)):
+        engine = Engine(src.root, prep.env.python, tuple(src.import_roots),
+                        config=EngineConfig(workers=1, prefault=prefault, prefault_mb=budget))
         try:
             facts = engine.start()
             worker = facts["pid"]
@@ -220,11 +221,11 @@ def test_waiting_spares_take_the_copy_on_write_faults_ahead_of_their_request(fx)
             spares: list[int] = []
             while time.monotonic() < deadline:
                 spares = [int(x) for x in Path(f"/proc/{worker}/task/{worker}/children").read_text().split()]
-                if len(spares) == 2 and (not prefault or min(_anon_kb(s) for s in spares) > 8 * 1024):
+                if len(spares) == 2 and (not prefault or budget < 8 or min(_anon_kb(s) for s in spares) > 8 * 1024):
                     break
                 time.sleep(0.1)
             time.sleep(0.3)
-            private[prefault] = min(_anon_kb(s) for s in spares)
+            private[(prefault, budget)] = min(_anon_kb(s) for s in spares)
             verifier = Verifier(src.root, prep.env.python, src.import_roots, config=VerifyConfig(workers=1))
             verifier.engine.close()
             verifier.engine = engine
@@ -232,7 +233,9 @@ def test_waiting_spares_take_the_copy_on_write_faults_ahead_of_their_request(fx)
             assert not verifier.verify(task, "return None").solved
         finally:
             engine.close()
-    assert private[True] > 8 * 1024 and private[True] > 4 * private[False], private
+    full, capped, off = private[(True, 64)], private[(True, 2)], private[(False, 64)]
+    assert full > 8 * 1024 and full > 4 * off, private
+    assert capped < full / 2, private
 
 
 ESCAPE = """import _posixsubprocess, os

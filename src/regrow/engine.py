@@ -64,6 +64,7 @@ class EngineConfig:
     # A waiting spare copies the worker's private memory ahead of its request (the copy-on-write
     # faults a child would otherwise take while running tests), stopping as soon as a request comes.
     prefault: bool = True
+    prefault_mb: int = 64  # at most this much per spare (a large worker heap is not copied whole)
 
 
 def unshare_works() -> bool:
@@ -220,7 +221,7 @@ class _Worker:
             "netns": ns, "mountns": ns, "hide": hide, "uid": uid, "collect": cfg.collect,
             "fingerprint": cfg.fingerprint and uid is None, "bind": cfg.bind_candidate,
             "pytest_args": list(cfg.pytest_args), "spares": cfg.spares,
-            "prefault": cfg.prefault,
+            "prefault": cfg.prefault, "prefault_mb": cfg.prefault_mb,
             "profile_children": os.environ.get("REGROW_PROFILE_CHILDREN", ""),
             "watch": [] if uid is not None else eng.site_dirs,
         }

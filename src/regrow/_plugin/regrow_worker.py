@@ -799,11 +799,13 @@ def _prefault(qr):
     libc = _libc_handle()
     if not libc:
         return
+    budget = int(_cfg.get("prefault_mb", 64)) * 1024 * 1024  # a large heap is not copied whole
     for lo, hi in _private_ranges():
         for start in range(lo, hi, _PREFAULT_CHUNK):
-            if select.select([qr], [], [], 0)[0]:
+            if budget <= 0 or select.select([qr], [], [], 0)[0]:
                 return
             size = min(_PREFAULT_CHUNK, hi - start)
+            budget -= size
             if libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(size), _MADV_POPULATE_WRITE) != 0:
                 if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS):
                     return  # an older kernel: nothing to do
