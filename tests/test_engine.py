@@ -15,14 +15,12 @@ from regrow import hackscan
 from regrow.engine import module_name, prune_traceback
 from regrow.equivalence import same
 from regrow.verify import Verifier, VerifyConfig
-from tests.redteam.fixture import prepare_fixture
+from tests.redteam.fixture import fixture_session
 
 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
-    prep, tasks = prepare_fixture(tmp_path_factory.mktemp("engine"), timeout=10.0)
-    yield prep, tasks
-    prep.verifier.close()
+    yield from fixture_session(tmp_path_factory, "engine", timeout=10.0)
 
 
 def test_module_names_follow_the_import_roots():

@@ -100,3 +100,12 @@ def prepare_fixture(tmp: Path, *, trust: str = "strict", timeout: float = 20.0):
                        timeout=timeout)
     prep = prepare(str(repo), config)
     return prep, {t.task_id: t for t in prep.valid}
+
+
+def fixture_session(tmp_path_factory, name: str, *, timeout: float):
+    """A module-scoped fixture's body: the prepared fixture repository, its verifier closed after."""
+    prep, tasks = prepare_fixture(tmp_path_factory.mktemp(name), timeout=timeout)
+    try:
+        yield prep, tasks
+    finally:
+        prep.verifier.close()

@@ -10,16 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.redteam.corpus import CORPUS
-from tests.redteam.fixture import prepare_fixture
+from tests.redteam.fixture import fixture_session
 
 FAMILIES = {"runner", "tamper", "deceptive", "special", "resource", "leakage"}
 
 
 @pytest.fixture(scope="module")
 def fixture_repo(tmp_path_factory):
-    prep, tasks = prepare_fixture(tmp_path_factory.mktemp("redteam"), timeout=4.0)
-    yield prep, tasks
-    prep.verifier.close()
+    yield from fixture_session(tmp_path_factory, "redteam", timeout=4.0)
 
 
 def test_the_corpus_covers_every_family_with_at_least_thirty_candidates():

@@ -267,7 +267,6 @@ def _prewarm(session):
     would leave behind (caches filled by the reference code) must not reach a candidate.
     """
     import inspect
-    import unittest
 
     import pytest
     import regrow_pytest
@@ -294,7 +293,7 @@ def _prewarm(session):
 
     dummies = [pytest.Function.from_parent(module, name=name, callobj=fn)
                for name, fn in (("regrow_prewarm", regrow_prewarm), ("regrow_prewarm_pass", regrow_prewarm_pass))]
-    dummies.extend(_unittest_dummies(module, unittest))
+    dummies.extend(_unittest_dummies(module))
     for _ in range(PREWARM_ROUNDS):
         for i, item in enumerate(dummies):
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=dummies[i + 1] if i + 1 < len(dummies) else None)
@@ -308,8 +307,10 @@ def _prewarm(session):
     session.testsfailed = 0
 
 
-def _unittest_dummies(module, unittest):
+def _unittest_dummies(module):
     """A passing and a failing unittest-style throwaway item in ``module`` (none if that fails)."""
+    import unittest
+
     from _pytest.unittest import UnitTestCase
 
     class RegrowPrewarm(unittest.TestCase):
