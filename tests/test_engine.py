@@ -50,6 +50,28 @@ def test_canonical_comparison_is_exact_about_types_and_tolerant_about_float_roun
     assert not same(["list", [["int", "1"]]], ["tuple", [["int", "1"]]])
 
 
+def test_canonical_form_writes_a_linked_ring_once_and_tells_rings_of_different_lengths_apart():
+    from regrow._plugin import regrow_canon
+
+    class Node:
+        def __init__(self, key):
+            self.key, self.next = key, self
+
+    def ring(n):
+        nodes = [Node(i) for i in range(n)]
+        for a, b in zip(nodes, nodes[1:] + nodes[:1]):
+            a.next = b
+        return nodes[0]
+
+    two, three = regrow_canon.canon(ring(2)), regrow_canon.canon(ring(3))
+    assert "deep" not in json.dumps(three) and json.dumps(three).count('"ref"') == 1
+    assert not same(two, three) and same(three, regrow_canon.canon(ring(3)))
+    loop = []
+    loop.append(loop)
+    assert regrow_canon.canon(loop) == ["list", [["ref", 1]]]
+    assert regrow_canon.canon(10 ** 5000) == ["int", "huge"] and regrow_canon.canon(-7) == ["int", "-7"]
+
+
 def test_the_static_scan_names_tricks_and_forgives_what_the_reference_does_too():
     assert "exit-trick" in hackscan.scan("import os\nos._exit(0)")
     assert "introspection" in hackscan.scan("import sys\nreturn sys._getframe(1).f_locals['expected']")

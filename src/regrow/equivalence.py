@@ -41,7 +41,14 @@ class Expected:
 
 
 def same(a, b) -> bool:
-    """Canonical forms equal, floats within a relative 1e-9 (NaN equals NaN)."""
+    """Canonical forms equal, floats within a relative 1e-9 (NaN equals NaN).
+
+    Equal JSON values are the same canonical form: the canonical format writes every number as
+    a string under its type tag, so ``==``'s one leniency (1 == 1.0 == True) cannot merge two
+    different values of it. That comparison runs in C and settles the common case at once.
+    """
+    if type(a) is type(b) and a == b:
+        return True
     if isinstance(a, list) and isinstance(b, list):
         if len(a) == 2 and len(b) == 2 and a[0] == b[0] == "float":
             try:

@@ -14,14 +14,17 @@ builtin types) so the parent can say what a mismatching candidate tried. Imports
 regrow; stdlib only.
 """
 
+import json
 import math
 import reprlib
 
 MAX_ITEMS = 1000
 MAX_DEPTH = 12
 MAX_STR = 100000
+_HUGE = 10 ** 4000  # ints this long are not written out (str() of them is slow, and refused past 4300 digits)
 _EXACT = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset)
 _SEQ = (list, tuple)
+_dumps = json.JSONEncoder(default=str).encode  # canonical forms hold lists, str, bool, None, int
 _short = reprlib.Repr()
 _short.maxstring = 80
 _short.maxother = 80
@@ -42,11 +45,21 @@ def short_repr(value) -> str:
 
 
 def _sort_key(item):
-    import json
-    return json.dumps(item, sort_keys=True, default=str)
+    return _dumps(item)
 
 
-def canon(value, depth: int = 0):
+def _str_key(item):
+    return item[0][1]
+
+
+def canon(value, depth: int = 0, _path=None):
+    """The canonical form of ``value`` (see the module docstring).
+
+    A container or object met again inside itself becomes ``["ref", n]``: the n-th enclosing
+    container on the way down (1: the one directly around it). Linked structures (rings of
+    nodes, parent pointers) are then written once, whole, instead of unrolled to `MAX_DEPTH`.
+    Identity is tested with ``is`` only (``id()`` raises an audit event in a sandboxed child).
+    """
     tp = type(value)
     if depth > MAX_DEPTH:
         return ["deep", type_name(tp)]
@@ -55,7 +68,7 @@ def canon(value, depth: int = 0):
     if tp is bool:
         return ["bool", bool(value)]
     if tp is int:
-        return ["int", str(value) if abs(value) < 10 ** 4000 else "huge"]
+        return ["int", str(value) if -_HUGE < value < _HUGE else "huge"]
     if tp is float:
         return ["float", repr(value)]
     if tp is complex:
@@ -64,28 +77,43 @@ def canon(value, depth: int = 0):
         return ["str", value if len(value) <= MAX_STR else value[:MAX_STR] + "...%d" % len(value)]
     if tp in (bytes, bytearray):
         return [tp.__name__, bytes(value[:MAX_STR]).hex()]
+    if _path is None:
+        _path = []
+    for n in range(len(_path)):
+        if _path[-1 - n] is value:
+            return ["ref", n + 1]
+    _path.append(value)
+    try:
+        return _canon_container(value, tp, depth, _path)
+    finally:
+        _path.pop()
+
+
+def _canon_container(value, tp, depth, path):
     if tp in _SEQ:
         if len(value) > MAX_ITEMS:
             return [tp.__name__ + "-long", len(value)]
-        return [tp.__name__, [canon(v, depth + 1) for v in value]]
+        return [tp.__name__, [canon(v, depth + 1, path) for v in value]]
     if tp in (set, frozenset):
         if len(value) > MAX_ITEMS:
             return [tp.__name__ + "-long", len(value)]
-        return [tp.__name__, sorted((canon(v, depth + 1) for v in value), key=_sort_key)]
+        return [tp.__name__, sorted((canon(v, depth + 1, path) for v in value), key=_sort_key)]
     if isinstance(value, dict) and type_name(tp) in ("dict", "collections.OrderedDict", "collections.defaultdict",
                                                       "collections.Counter"):
         if len(value) > MAX_ITEMS:
             return [type_name(tp) + "-long", len(value)]
-        items = [[canon(k, depth + 1), canon(v, depth + 1)] for k, v in list(value.items())]
-        return [type_name(tp), sorted(items, key=_sort_key)]
+        items = [[canon(k, depth + 1, path), canon(v, depth + 1, path)] for k, v in list(value.items())]
+        # Keys that are all plain strings are distinct: sort by them (cheap); else by the whole item.
+        items.sort(key=_str_key if all(k[0] == "str" for k, _v in items) else _sort_key)
+        return [type_name(tp), items]
     if isinstance(value, BaseException):
-        return ["raise", type_name(tp), [canon(a, depth + 1) for a in value.args[:8]]]
+        return ["raise", type_name(tp), [canon(a, depth + 1, path) for a in value.args[:8]]]
     if _is_iterator(value):
         items = []
         for item in value:
             if len(items) >= MAX_ITEMS:
                 return ["iterator", items, "truncated"]
-            items.append(canon(item, depth + 1))
+            items.append(canon(item, depth + 1, path))
         return ["iterator", items]
     if tp.__name__ in ("function", "builtin_function_or_method", "method", "method-wrapper", "type", "module",
                        "code", "frame", "cell", "wrapper_descriptor", "method_descriptor"):
@@ -93,7 +121,7 @@ def canon(value, depth: int = 0):
     state = _state(value)
     if state is None:
         return ["opaque", type_name(tp)]
-    return ["object", type_name(tp), canon(state, depth + 1)]
+    return ["object", type_name(tp), canon(state, depth + 1, path)]
 
 
 def _is_iterator(value) -> bool:
