@@ -333,3 +333,16 @@ def test_fail_fast_holds_for_a_fresh_pytest_too_and_names_a_different_run(fx):
     assert not v.solved and [o.outcome for o in v.outcomes].count("missing") == len(task.tests) - 1
     base = RunConfig(home=Path("/nonexistent"), solver="null")
     assert run_key(src, base) != run_key(src, base.model_copy(update={"fail_fast": True}))
+
+
+def test_only_the_first_failing_tests_get_a_formatted_traceback_and_the_feedback_quotes_them(fx):
+    prep, tasks = fx
+    task = tasks["calc.core:sign"]
+    assert len(task.tests) == 6
+    bad = prep.verifier.verify(task, "return 99")
+    assert bad.status == "failed" and bad.tests_passed == 0
+    full, short = bad.outcomes[:4], bad.outcomes[4:]
+    assert all("Traceback" in o.message and "assert 99 ==" in o.message for o in full)
+    assert all(o.message.startswith("AssertionError: assert 99 ==") and "traceback left out" in o.message
+               and "Traceback" not in o.message for o in short)
+    assert all(o.test_id in bad.feedback for o in full) and "2 more failing tests" in bad.feedback

@@ -40,6 +40,13 @@ FILES = {
             return out
 
 
+        def sign(x):
+            """-1, 0 or 1 by the sign of x."""
+            if x < 0:
+                return -1
+            return 1 if x > 0 else 0
+
+
         class Stack:
             def __init__(self):
                 self.items = []
@@ -58,7 +65,7 @@ FILES = {
     ''',
     "tests/test_core.py": '''
         import pytest
-        from calc.core import Stack, clamp, mean, words
+        from calc.core import Stack, clamp, mean, sign, words
 
 
         def test_mean():
@@ -79,6 +86,11 @@ FILES = {
 
         def test_words():
             assert words("Hello Big World") == ["hello", "big", "world"]
+
+
+        @pytest.mark.parametrize("x, want", [(-5, -1), (-1, -1), (0, 0), (1, 1), (7, 1), (2.5, 1)])
+        def test_sign(x, want):
+            assert sign(x) == want
 
 
         def test_stack():

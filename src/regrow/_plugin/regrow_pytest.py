@@ -37,6 +37,8 @@ _stop_at_end = False  # a warm worker's child: stop after the last record (see _
 _fail_fast = False  # a warm worker's child asked to stop at the first test that does not pass
 _stop_rest = False  # ... and one did: the remaining tests (not the canary) are not run
 current_test = ""  # node id of the running test (read by regrow_record)
+not_passed = 0  # tests of this session that did not pass so far (the canary not counted)
+FULL_TRACEBACKS = 4  # failing tests that get a formatted traceback; later ones get one line
 
 if os.environ.get("REGROW_RECORD"):
     import regrow_record
@@ -124,8 +126,10 @@ def pytest_runtest_logfinish(nodeid, location):
     global _stop_rest
     reports = _reports.pop(nodeid, [])
     outcome, message = _outcome(reports)
-    if _fail_fast and outcome != "passed" and not (_canary and nodeid.endswith("::" + _canary)):
-        _stop_rest = True
+    global not_passed
+    if outcome != "passed" and not (_canary and nodeid.endswith("::" + _canary)):
+        not_passed += 1
+        _stop_rest = _fail_fast
     duration = sum(getattr(r, "duration", 0.0) for r in reports)
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE // 2] + "\n...\n" + message[-_MAX_MESSAGE // 2:]
@@ -171,6 +175,18 @@ pytest_sessionfinish.trylast = True
 
 
 # ---------------------------------------------------------------- the warm worker's defences
+
+def short_failure(excinfo, style=None) -> str:
+    """A failing test's message without its traceback: what the warm runner gives each test that
+    fails after the first `FULL_TRACEBACKS` (formatting a traceback costs a failing test about as
+    much as running it, and the feedback a model sees quotes only the first few)."""
+    try:
+        text = str(excinfo.value)
+    except BaseException:  # a hostile __str__
+        text = "<unprintable>"
+    return "%s: %s\n(traceback left out: only the first %d failing tests get one)" % (
+        excinfo.typename, text[:_MAX_MESSAGE // 2], FULL_TRACEBACKS)
+
 
 def _canary_test():
     import pytest

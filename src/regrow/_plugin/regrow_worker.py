@@ -1410,6 +1410,7 @@ def _run_items(plugin, tests, canary, bound):
     session.items = items
     session.testscollected = len(items)
     session.testsfailed = 0
+    plugin.not_passed = 0  # the worker's throwaway warm-up tests failed too
     session.shouldfail = session.shouldstop = False
     plugin._snapshot = _snapshot or plugin._take_snapshot()
     _mark("tests")
@@ -1422,6 +1423,8 @@ def _run_items(plugin, tests, canary, bound):
     try:
         for i, item in enumerate(items):
             nextitem = items[i + 1] if i + 1 < len(items) else None
+            if plugin.not_passed >= plugin.FULL_TRACEBACKS:
+                item.repr_failure = plugin.short_failure  # this child's copy of the item only
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
             _mark("item%d" % i)
             if session.shouldfail or session.shouldstop:
