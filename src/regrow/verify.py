@@ -54,13 +54,14 @@ class Verifier:
     """Verifies candidates for tasks of one source (pristine ``root``) with one interpreter.
 
     Holds warm workers when the trust level uses them: call `close()` (or use it as a context
-    manager) when done. ``calls`` gives the recorded calls of a function (see
+    manager) when done. ``engine_config`` sets how the engine isolates (`EngineConfig`; its
+    ``workers`` and ``hide`` come from ``config``). ``calls`` gives the recorded calls of a function (see
     `regrow.recorder.CallLog`) for the equivalence check; without it that check is skipped.
     """
 
     def __init__(self, root: Path, python: Path, import_roots: tuple[str, ...], *,
                  sandbox: Sandbox | None = None, config: VerifyConfig = VerifyConfig(),
-                 workdir: Path | None = None, calls=None):
+                 workdir: Path | None = None, calls=None, engine_config: EngineConfig | None = None):
         if config.trust not in TRUST_LEVELS:
             raise ValueError(f"trust must be one of {', '.join(TRUST_LEVELS)}, not {config.trust!r}")
         self.root, self.python, self.import_roots = Path(root), Path(python), import_roots
@@ -71,8 +72,10 @@ class Verifier:
         self.engine: Engine | None = None
         self.engine_error = ""
         if sandbox is None and config.trust != "subprocess":
+            ecfg = engine_config or EngineConfig()
             self.engine = Engine(self.root, self.python, tuple(import_roots),
-                                 config=EngineConfig(workers=config.workers, hide=tuple(config.hide)), workdir=workdir)
+                                 config=replace(ecfg, workers=config.workers, hide=tuple(config.hide) + ecfg.hide),
+                                 workdir=workdir)
         self._tests_text: dict[str, str] = {}
         self._expected: dict[str, object] = {}
         self._lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tests._repos import make_repo
@@ -121,3 +122,21 @@ def fixture_session(tmp_path_factory, name: str, *, timeout: float):
         yield prep, tasks
     finally:
         prep.verifier.close()
+
+
+def fallback_session(tmp_path_factory, name: str, *, timeout: float):
+    """As `fixture_session`, but the engine runs as a machine without root would run it: no network
+    or mount namespace, no unprivileged uid for children, no bind mount of the candidate; what
+    stays is the audit hook, resource limits, the fingerprint of the copy and the parent's checks."""
+    from regrow.engine import EngineConfig
+    from regrow.verify import Verifier
+
+    prep, tasks = prepare_fixture(tmp_path_factory.mktemp(name), timeout=timeout)
+    prep.verifier.close()
+    v = prep.verifier
+    fallback = Verifier(v.root, v.python, v.import_roots, calls=v.calls, config=v.config,
+                        engine_config=EngineConfig(namespaces=False, drop_privileges=False, bind_candidate=False))
+    try:
+        yield replace(prep, verifier=fallback), tasks
+    finally:
+        fallback.close()

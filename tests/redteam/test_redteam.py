@@ -10,14 +10,17 @@ from pathlib import Path
 import pytest
 
 from tests.redteam.corpus import CORPUS
-from tests.redteam.fixture import fixture_session
+from tests.redteam.fixture import fallback_session, fixture_session
 
 FAMILIES = {"runner", "tamper", "deceptive", "special", "resource", "leakage"}
 
 
-@pytest.fixture(scope="module")
-def fixture_repo(tmp_path_factory):
-    yield from fixture_session(tmp_path_factory, "redteam", timeout=4.0)
+@pytest.fixture(scope="module", params=["full", "fallback"])
+def fixture_repo(request, tmp_path_factory):
+    """The corpus runs twice: with every isolation this machine allows (root: namespaces, a
+    dropped uid, a bind-mounted candidate), and as a machine without them would run it."""
+    session = fixture_session if request.param == "full" else fallback_session
+    yield from session(tmp_path_factory, "redteam-" + request.param, timeout=4.0)
 
 
 def test_the_corpus_covers_every_family_with_at_least_thirty_candidates():
@@ -33,6 +36,15 @@ def test_hostile_candidate_gets_no_reward_and_a_flag(fixture_repo, name, family,
     assert verdict.reward == 0.0
     assert not verdict.solved
     assert set(verdict.flags) & expected, (name, verdict.status, verdict.flags, verdict.feedback[:800])
+
+
+def test_each_run_of_the_corpus_has_the_isolation_it_names(fixture_repo):
+    prep, _tasks = fixture_repo
+    facts = prep.verifier.engine.start()
+    worker_net = os.readlink(f"/proc/{facts['pid']}/ns/net")
+    fallback = not prep.verifier.engine.config.namespaces
+    assert (worker_net == os.readlink("/proc/self/ns/net")) == fallback
+    assert (facts["uid"] is None) == fallback
 
 
 def test_the_engine_is_healthy_after_the_corpus(fixture_repo):

@@ -123,10 +123,9 @@ def _outcome(reports) -> tuple[str, str]:
 
 
 def pytest_runtest_logfinish(nodeid, location):
-    global _stop_rest
+    global _stop_rest, not_passed
     reports = _reports.pop(nodeid, [])
     outcome, message = _outcome(reports)
-    global not_passed
     if outcome != "passed" and not (_canary and nodeid.endswith("::" + _canary)):
         not_passed += 1
         _stop_rest = _fail_fast
