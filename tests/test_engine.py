@@ -214,6 +214,49 @@ def test_spare_children_wait_for_a_request_and_die_with_their_worker(fx):
     assert prep.verifier.verify(task, task.reference_body).solved  # a fresh worker takes over
 
 
+def _uid_processes(uid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid and _running(int(entry)):
+                    out.append(int(entry))
+            except OSError:
+                pass
+    return out
+
+
+def test_a_worker_killed_hard_mid_request_takes_its_running_child_with_it(fx):
+    """A candidate's child dies with its worker (parent-death signal), even one that would sleep
+    on for minutes; nothing of the sandbox uid is left."""
+    import threading
+
+    prep, tasks = fx
+    task = tasks["calc.core:clamp"]
+    assert prep.verifier.verify(task, task.reference_body).solved
+    uids = []
+
+    def kill_workers():
+        for w in prep.verifier.engine._all:
+            if w.alive:
+                uids.append(w.facts["uid"])
+                os.kill(w.facts["pid"], signal.SIGKILL)
+
+    killer = threading.Timer(1.5, kill_workers)
+    killer.start()
+    try:
+        v = prep.verifier.verify(task, "import time\ntime.sleep(120)\nreturn x")
+    finally:
+        killer.cancel()
+    assert not v.solved and "worker-killed" in v.flags
+    assert uids and all(isinstance(u, int) for u in uids)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_uid_processes(u) for u in uids):
+        time.sleep(0.05)
+    assert [p for u in uids for p in _uid_processes(u)] == []
+    assert prep.verifier.verify(task, task.reference_body).solved  # a fresh worker takes over
+
+
 def _anon_kb(pid: int) -> int:
     """Kilobytes of memory only this process maps (copied, not shared with its parent)."""
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():

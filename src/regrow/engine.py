@@ -330,6 +330,7 @@ class _Worker:
             except (ProcessLookupError, PermissionError):
                 pass
             proc.wait()
+            _kill_uid(self.facts.get("uid"))
             for stream in (proc.stdin, proc.stdout):
                 try:
                     if stream is not None:
@@ -340,6 +341,18 @@ class _Worker:
             log.close()
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _kill_uid(uid) -> None:
+    """Kill every process of a worker's sandbox uid (its children die with it, see the worker's
+    PR_SET_PDEATHSIG; this sweeps whatever a child started that outlived them)."""
+    if not isinstance(uid, int) or os.geteuid() != 0:
+        return
+    try:
+        subprocess.run(["kill", "-KILL", "-1"], user=uid, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        pass
 
 
 @dataclass(frozen=True, slots=True)
