@@ -345,12 +345,13 @@ class _Worker:
 
 def _kill_uid(uid) -> None:
     """Kill every process of a worker's sandbox uid (its children die with it, see the worker's
-    PR_SET_PDEATHSIG; this sweeps whatever a child started that outlived them)."""
+    PR_SET_PDEATHSIG; this sweeps whatever a child started that outlived them). The worker's own
+    `_kill_uid` forks; this process may have threads, so the shell's builtin kill does it."""
     if not isinstance(uid, int) or os.geteuid() != 0:
         return
     try:
-        subprocess.run(["kill", "-KILL", "-1"], user=uid, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=10, check=False)
+        subprocess.run(["/bin/sh", "-c", "kill -9 -1"], user=uid, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         pass
 

@@ -751,9 +751,10 @@ def _new_tmp():
     return tmp
 
 
-# Spares wait at idle priority only where the worker can lift them back (root): a spare left
-# under SCHED_IDLE would run its candidate's tests only when nothing else wants a CPU.
-_IDLE_SPARES = os.geteuid() == 0
+# Spares (and the worker's own work after an answer) go to idle priority only where the worker
+# can lift them back (root): a spare left under SCHED_IDLE would run its candidate's tests only
+# when nothing else wants a CPU.
+_CAN_IDLE = os.geteuid() == 0
 _to_kill = []
 
 
@@ -774,7 +775,7 @@ def _spawn():
                     os.close(fd)
             _set_name(b"regrow-spare")  # what a spare is, for anyone listing processes
             _private_mounts()  # the request's bind mount then only mounts
-            if _IDLE_SPARES:  # its prefault takes only CPU time nothing else wants (see _launch)
+            if _CAN_IDLE:  # its prefault takes only CPU time nothing else wants (see _launch)
                 _idle_priority(0, True)
             if _cfg.get("prefault"):
                 _prefault(qr)
@@ -854,7 +855,7 @@ def _launch(req):
     """Start ``req`` in a child: a spare when one is ready, else a fresh fork. (pid, result fd, tmp)."""
     while _spares:
         pid, qw, rfd, tmp = _spares.pop(0)
-        if _IDLE_SPARES:
+        if _CAN_IDLE:
             _idle_priority(pid, False)  # a normal process again before it reads its request
         try:
             data = json.dumps(req).encode()
@@ -1587,7 +1588,7 @@ def _loop():
         # What follows the answer (killing the stopped children, removing their temp dirs,
         # forking new spares) runs at idle priority, so regrow, woken by the answer, gets a CPU at
         # once instead of waiting out the scheduler's wake-up granularity behind it.
-        idle = _IDLE_SPARES and _idle_priority(0, True)
+        idle = _CAN_IDLE and _idle_priority(0, True)
         _kill_stopped()
         while _trash:
             shutil.rmtree(_trash.pop(), ignore_errors=True)
