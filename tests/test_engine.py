@@ -209,9 +209,13 @@ def test_spare_children_wait_for_a_request_and_die_with_their_worker(fx):
     while time.monotonic() < deadline and any(_running(s) for s in spares):
         time.sleep(0.05)
     assert not any(_running(s) for s in spares)  # end of file on their request pipe: they exit
-    v = prep.verifier.verify(task, task.reference_body)
-    assert v.solved or "worker-killed" in v.flags
-    assert prep.verifier.verify(task, task.reference_body).solved  # a fresh worker takes over
+    # The pool hands requests to its workers in turn: within four, each slot has served twice, and
+    # the killed one has either been noticed dead before a request (restarted) or answered one
+    # request with worker-killed (then restarted): the last two are solved by live workers.
+    verdicts = [prep.verifier.verify(task, task.reference_body) for _ in range(4)]
+    assert all(v.solved or "worker-killed" in v.flags for v in verdicts)
+    assert sum("worker-killed" in v.flags for v in verdicts) <= 1
+    assert verdicts[-1].solved and verdicts[-2].solved  # a fresh worker took over
 
 
 def _uid_processes(uid: int) -> list[int]:

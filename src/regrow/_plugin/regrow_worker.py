@@ -658,7 +658,9 @@ def _kill_stopped():
     is out: tearing down a child's memory takes milliseconds of CPU, and started while regrow was
     being woken with the answer, it held regrow back by up to 3 ms (measured)."""
     while _to_kill:
-        _kill(_to_kill.pop())
+        pid = _to_kill.pop()
+        if pid in _dying:  # not reaped yet (else its pid may belong to someone else by now)
+            _kill(pid)
 
 
 def _kill(pid):
