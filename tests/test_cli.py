@@ -73,7 +73,12 @@ def test_ctrl_c_saves_what_was_verified_and_the_same_command_resumes(tmp_path, c
         cmd = [sys.executable, "-m", "regrow", "run", str(calc_repo), "--solver", f"openai:m@{server.base_url}",
                "--turns", "4", "--python", sys.executable, "--home", str(home), "--workers", "1",
                "--run-id", "ctrl-c"]
-        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # A shell that starts jobs in the background without job control leaves SIGINT ignored,
+        # and an ignored signal stays ignored across exec: give the run Python's own Ctrl-C back.
+        unignore = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                    "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
+        proc = subprocess.Popen([sys.executable, "-c", unignore, *cmd[1:]], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 300
         while attempts() < 2 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
