@@ -536,11 +536,7 @@ def _reap_all(uid):
             _kill_uid(uid)
         for kid in kids:
             killed += 1
-            for fn, arg in ((os.killpg, kid), (os.kill, kid)):
-                try:
-                    fn(arg, signal.SIGKILL)
-                except OSError:
-                    pass
+            _sigkill(kid)
         time.sleep(0.005)
     return killed
 
@@ -663,14 +659,19 @@ def _kill_stopped():
             _kill(pid)
 
 
-def _kill(pid):
-    """SIGKILL a child and its group, its teardown at idle priority (reaped later: `_dying`)."""
-    _idle_priority(pid, True)
+def _sigkill(pid):
+    """SIGKILL a process and the group it leads (children lead their own after setsid)."""
     for fn in (os.killpg, os.kill):
         try:
             fn(pid, signal.SIGKILL)
         except OSError:
             pass
+
+
+def _kill(pid):
+    """SIGKILL a child and its group, its teardown at idle priority (reaped later: `_dying`)."""
+    _idle_priority(pid, True)
+    _sigkill(pid)
     _dying.add(pid)
 
 
@@ -963,11 +964,7 @@ def _serve(req):
         results.append((raw, timed_out, overflow, code, sig, tmp))
         abandon = i == 0 and len(started) > 1 and not _all_passed(raw, req.get("canary"))
     for kid in strays:  # started by a child that stopped: it cannot reap them
-        for fn in (os.killpg, os.kill):
-            try:
-                fn(kid, signal.SIGKILL)
-            except OSError:
-                pass
+        _sigkill(kid)
     if strays and uid is not None:
         _kill_uid(uid)
     leftovers = _reap_all(uid) + len(strays)
