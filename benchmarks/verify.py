@@ -49,7 +49,10 @@ def pct(values, q):
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def bench(spec: str, home: Path, n: int, seed: int = 0, timeout: float = 10.0) -> dict:
+def bench_tasks(spec: str, home: Path, n: int, seed: int = 0):
+    """(prepared source, the n/2 tasks drawn with ``seed``): the benchmark's candidates are each
+    task's reference and `BROKEN`. Calls for the equivalence check are recorded if missing.
+    Shared with `benchmarks/verify_segments.py`, so both time the same candidates."""
     prep = prepare(spec, RunConfig(home=home, solver="oracle", workers=1))
     src, env = prep.source, prep.env
     if prep.store.one("SELECT 1 FROM calls WHERE source_key=?", (src.key,)) is None:
@@ -57,7 +60,12 @@ def bench(spec: str, home: Path, n: int, seed: int = 0, timeout: float = 10.0) -
     prep.verifier.close()
     tasks = sorted(prep.valid, key=lambda t: t.task_id)
     random.Random(seed).shuffle(tasks)
-    tasks = tasks[: max(1, n // 2)]
+    return prep, tasks[: max(1, n // 2)]
+
+
+def bench(spec: str, home: Path, n: int, seed: int = 0, timeout: float = 10.0) -> dict:
+    prep, tasks = bench_tasks(spec, home, n, seed)
+    src, env = prep.source, prep.env
     candidates = [(t, b) for t in tasks for b in (t.reference_body, BROKEN)][:n]
     cold = Verifier(src.root, env.python, src.import_roots, config=VerifyConfig(trust="subprocess", timeout=timeout))
     warm = Verifier(src.root, env.python, src.import_roots, calls=CallLog(prep.store, src.key),

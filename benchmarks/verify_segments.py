@@ -23,17 +23,15 @@ clock). Candidates that timed out or took the fresh-import path are left out. Pr
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import time
 from pathlib import Path
 
 import regrow.engine as engine_mod
-from regrow.config import RunConfig
 from regrow.equivalence import expected
 from regrow.recorder import CallLog
-from regrow.runner import prepare
 from regrow.verify import Verifier, VerifyConfig
+from verify import BROKEN, bench_tasks  # benchmarks/verify.py: the same candidates
 
 
 class Tracing:
@@ -89,12 +87,8 @@ def main() -> None:
     ap.add_argument("--gap", type=float, default=0.3, help="idle seconds before each candidate")
     args = ap.parse_args()
     name = args.spec.split(":")[-1].split("==")[0]
-    prep = prepare(args.spec, RunConfig(home=args.home / name, solver="oracle", workers=1))
+    prep, tasks = bench_tasks(args.spec, args.home / name, args.n)
     src, env = prep.source, prep.env
-    prep.verifier.close()
-    tasks = sorted(prep.valid, key=lambda t: t.task_id)
-    random.Random(0).shuffle(tasks)
-    tasks = tasks[: max(1, args.n // 2)]
     v = Verifier(src.root, env.python, src.import_roots, calls=CallLog(prep.store, src.key),
                  config=VerifyConfig(trust="strict", workers=1, timeout=10.0))
     rows = []
@@ -103,7 +97,7 @@ def main() -> None:
         for task in tasks:
             expected(v, task)
         for task in tasks:
-            for body in (task.reference_body, "return None"):
+            for body in (task.reference_body, BROKEN):
                 time.sleep(args.gap)
                 tracer.resp = None
                 t0 = time.monotonic()
