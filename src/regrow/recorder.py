@@ -5,11 +5,16 @@ measured) with ``_plugin/regrow_record.py`` wrapping the target's functions, and
 per recorded call in the store's ``calls`` table:
 
 - ``args``: the arguments pickled at entry, base64 (NULL when not picklable); the equivalence
-  check replays them (`regrow.equivalence`);
+  check replays them (`regrow.equivalence`; a coroutine function's call is awaited there);
 - ``result``: the canonical serialisation of the return value (`_plugin/regrow_canon.py`), NULL
-  for iterators (never consumed while a test uses them), unpicklable values or when it raised;
+  for iterators and values holding one (never consumed while a test uses them), unpicklable
+  values or when it raised. A coroutine function's row holds what its call awaited to (or the
+  exception it raised); a generator function's row is taken when its generator first runs;
 - ``exception``, ``arg_types``, ``return_type``, ``summary`` (short reprs): runtime facts for the
   context engine, filled for every recorded call even when nothing could be serialised.
+
+Functions a wrapper could not stand in for faithfully (async generators, functions referenced
+by identity elsewhere, ...: see the recorder plugin) are not recorded at all.
 
 Caps keep grok's cost bounded: at most 50 calls per function, 5 of them from any one test,
 pickles up to 64 KiB, 256 MiB of records in all.

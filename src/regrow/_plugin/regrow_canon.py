@@ -6,8 +6,9 @@ so two values compare equal only when their types and contents match: ``1`` and 
 always returns True is serialised by its type and state, never by what it claims to equal.
 
 Lazy iterators are consumed up to `MAX_ITEMS` items (their concrete type is not compared: a
-generator and a ``map`` object are both ``"iterator"``). Anything that cannot be taken apart
-safely becomes ``["opaque", type name]``.
+generator and a ``map`` object are both ``"iterator"``), unless `CONSUME` is false (the call
+recorder's process, where the program still owns them): then `canon` raises `Unconsumed`.
+Anything that cannot be taken apart safely becomes ``["opaque", type name]``.
 
 ``kinds(value)`` names deceptive shapes (always-equal objects, NaN, mocks, proxies, subclasses of
 builtin types) so the parent can say what a mismatching candidate tried. Imports nothing from
@@ -29,6 +30,11 @@ _short = reprlib.Repr()
 _short.maxstring = 80
 _short.maxother = 80
 _short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 8
+CONSUME = True  # False where iterators met inside a value belong to a running program
+
+
+class Unconsumed(Exception):
+    """`canon` met an iterator with `CONSUME` off: the value has no canonical form here."""
 
 
 def type_name(tp) -> str:
@@ -109,6 +115,8 @@ def _canon_container(value, tp, depth, path):
     if isinstance(value, BaseException):
         return ["raise", type_name(tp), [canon(a, depth + 1, path) for a in value.args[:8]]]
     if _is_iterator(value):
+        if not CONSUME:
+            raise Unconsumed(type_name(tp))
         items = []
         for item in value:
             if len(items) >= MAX_ITEMS:

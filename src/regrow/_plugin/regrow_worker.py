@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 import traceback
+from types import CoroutineType as _CoroutineType
 
 CONFIG_NAMES = ("conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "sitecustomize.py",
                 "usercustomize.py", ".pytest.ini")
@@ -1495,6 +1496,28 @@ def _resolve(qualname):
     return obj
 
 
+AWAIT_LIMIT = 2.0  # seconds a replayed coroutine may take to finish (past them: an error case)
+
+
+class _AwaitTimeout(Exception):
+    pass
+
+
+def _await(coro):
+    """Run a replayed call's coroutine to its end in a fresh event loop; its value, or it raises."""
+    import asyncio
+
+    async def bounded():
+        task = asyncio.ensure_future(coro)
+        done, _pending = await asyncio.wait((task,), timeout=AWAIT_LIMIT)
+        if not done:
+            task.cancel()
+            raise _AwaitTimeout
+        return task.result()
+
+    return asyncio.run(bounded())
+
+
 def _replay(req, wfd):
     import regrow_canon as canon
 
@@ -1515,13 +1538,20 @@ def _replay(req, wfd):
         except BaseException as exc:
             emit({"case": i, "error": "args: %s" % type(exc).__name__})
             continue
+        tag = "return"
         try:
             value = fn(*args, **kwargs)
+            if isinstance(value, _CoroutineType):  # an async def: the call is what it awaits to
+                tag = "await"
+                value = _await(value)
             kinds = canon.kinds(value)
-            got = ["return", canon.canon(value)]
+            got = [tag, canon.canon(value)]
+        except _AwaitTimeout:
+            emit({"case": i, "error": "await: not done in %ss" % AWAIT_LIMIT})
+            continue
         except BaseException as exc:  # noqa: BLE001 - the candidate's exception is data
             kinds = []
-            got = ["raise", canon.type_name(type(exc))]
+            got = ["await-raise" if tag == "await" else "raise", canon.type_name(type(exc))]
         try:
             after = canon.canon([list(args), kwargs])
         except BaseException:
