@@ -6,6 +6,7 @@ A second grok of unchanged content reads the store and runs nothing.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Callable
@@ -141,6 +142,45 @@ def fallback_test_files(files: dict) -> tuple[str, ...]:
     return tuple(out)
 
 
+# What regrow itself puts in a suite's output: its pytest plugins, and the coverage it runs.
+_OWN_WARNINGS = ("regrow_pytest", "regrow_record", "regrow_worker", "regrow_canon", "CoverageWarning")
+# pytest's session header and closing counts: no news about why a suite gave nothing.
+_BOILERPLATE = re.compile(r"=+ test session starts =+|(platform|rootdir|plugins|cachedir|configfile|testpaths)\b.*"
+                          r"|collect(ing|ed) .*|(=+ )?[\w ,]*\bin [\d.]+s( \([^)]*\))?( =+)?")
+
+
+def _pytest_said(tail: str, limit: int = 1500) -> str:
+    """The end of pytest's output for an error message, without the warnings that regrow's own
+    plugins (and the coverage it runs) caused: quoted, they read as the user's problem.
+
+    A warning is a block: a line at the margin and the indented lines under it, as pytest's
+    warnings summary and ``warnings.warn`` both print one. When only pytest's header and counts
+    are left, the message says so instead of quoting them."""
+    blocks: list[list[str]] = []
+    for line in tail.splitlines():
+        if blocks and line[:1].isspace() and line.strip() and blocks[-1][0].strip():
+            blocks[-1].append(line)
+        else:
+            blocks.append([line])
+
+    def regrows(block: list[str]) -> bool:
+        text = "\n".join(block)
+        return "Warning" in text and any(w in text for w in _OWN_WARNINGS)
+
+    own = sum(map(regrows, blocks))
+    lines = [ln for b in blocks if not regrows(b) for ln in b]
+    head = next((i for i, ln in enumerate(lines) if re.fullmatch(r"=+ warnings summary =+", ln)), None)
+    if head is not None:  # a warnings summary with none left in it goes too
+        end = next((i for i in range(head + 1, len(lines)) if lines[i].startswith(("=", "-- Docs:"))), len(lines))
+        if not any(ln.strip() for ln in lines[head + 1:end]):
+            lines = lines[:head] + lines[end + (end < len(lines) and lines[end].startswith("-- Docs:")):]
+    said = "\n".join(ln for i, ln in enumerate(lines) if ln.strip() or (i and lines[i - 1].strip())).strip("\n")
+    left_out = " (warnings caused by regrow's own plugins and coverage left out)" if own else ""
+    if not any(ln.strip() and not _BOILERPLATE.fullmatch(ln) for ln in lines):
+        return f"pytest printed no error{left_out}." if tail.strip() else "pytest printed nothing."
+    return f"pytest said{left_out}:\n{said[-limit:]}"
+
+
 def grok(source: Source, env: Environment, store: Store, *, timeout: float = 1800.0, force: bool = False,
          workdir: Path | None = None, log: Log | None = None) -> Index:
     log = log or (lambda _msg: None)
@@ -161,10 +201,10 @@ def grok(source: Source, env: Environment, store: Store, *, timeout: float = 180
         if not tmap.tests:
             reason = "timed out" if tmap.outcome.timed_out else "collected no tests"
             raise NoTestsError(f"the test suite of {source.name} {reason}; nothing to score.\n"
-                               f"pytest said:\n{tmap.outcome.output_tail[-1500:]}")
+                               f"{_pytest_said(tmap.outcome.output_tail)}")
         if passed == 0:
             raise NoTestsError(f"every test of {source.name} fails before any change; nothing to score.\n"
-                               f"pytest said:\n{tmap.outcome.output_tail[-1500:]}")
+                               f"{_pytest_said(tmap.outcome.output_tail)}")
         index = load_index(store, source.key)
         coverage = {}
         for sym in index.symbols.values():
