@@ -22,3 +22,10 @@ def test_invalid_values_raise_a_config_error_naming_the_field(tmp_path: Path):
     with pytest.raises(ConfigError, match="bogus"):
         (tmp_path / "pyproject.toml").write_text("[tool.regrow]\nbogus = 1\n")
         resolve_config({}, cwd=tmp_path, environ={})
+
+
+def test_the_suite_timeout_comes_from_the_environment_or_the_flag(tmp_path: Path):
+    assert resolve_config({}, cwd=tmp_path, environ={}).suite_timeout == 1800.0
+    assert resolve_config({}, cwd=tmp_path, environ={"REGROW_SUITE_TIMEOUT": "30"}).suite_timeout == 30.0
+    assert resolve_config({"suite_timeout": 5.0}, cwd=tmp_path,
+                          environ={"REGROW_SUITE_TIMEOUT": "30"}).suite_timeout == 5.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -16,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import report as reports
-from .config import resolve_config
+from .config import RunConfig, resolve_config
 from .errors import RegrowError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -25,9 +26,37 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console(stderr=True, emoji=False) if sys.stderr.isatty() else Console(stderr=True, width=200, emoji=False)
 out = Console(emoji=False) if sys.stdout.isatty() else Console(width=200, emoji=False)  # tables stay whole in pipes and files
 
-HomeOpt = typer.Option(None, "--home", help="Folder for caches and the store (default ./.regrow).")
+HomeOpt = typer.Option(None, "--home", help="Folder for caches and the store. Default: ./.regrow.")
 PythonOpt = typer.Option(None, "--python", help="Run the target's tests with this interpreter.")
-JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts.")
+# metavar "": a flag takes no value, so its help shows no "<bool>" for one.
+JsonOpt = typer.Option(False, "--json", metavar="", show_default=False, help="Print JSON for scripts.")
+
+
+def _default(name: str) -> str:
+    """The built-in default of a `RunConfig` field, as help text shows it."""
+    if name == "workers":
+        return f"the number of CPUs, {RunConfig.model_fields[name].default_factory()} here"
+    value = RunConfig.model_fields[name].default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return "all" if value is None else str(value)
+
+
+def _help(text: str, name: str) -> str:
+    return f"{text} Default: {_default(name)}."
+
+
+SuiteTimeoutOpt = typer.Option(None, "--suite-timeout",
+                               help=_help("Wall seconds for the whole test suite under coverage (grok).",
+                                          "suite_timeout"))
+MinStatementsOpt = typer.Option(None, "--min-statements",
+                                help=_help("Hollow only bodies with at least this many statements.", "min_statements"))
+WorkersOpt = typer.Option(None, "--workers", help=_help("Parallel verifications.", "workers"))
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``1 sample``, ``2 samples``: a count with its noun in the right number."""
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
 
 
 @contextmanager
@@ -39,7 +68,8 @@ def _guard() -> Iterator[None]:
             _interrupted()
         if not isinstance(exc, RegrowError):
             raise
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        # soft_wrap: one error is one line in a pipe or a log, however long (the terminal wraps it on screen).
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     except KeyboardInterrupt:
         _interrupted()
@@ -68,15 +98,22 @@ def _interrupted() -> None:
 @contextmanager
 def _hooks(quiet: bool = False):
     from .runner import Hooks
+    plain = not console.is_terminal  # piped or CI: a bar renders nothing there, so plain lines instead
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console, transient=False, disable=quiet)
+                        console=console, transient=False, disable=quiet or plain)
     bars: dict[str, int] = {}
+    lines = _ProgressLines()
 
     def log(msg: str) -> None:
         if not quiet:
             progress.console.print(f"[dim]·[/] {escape(msg)}", highlight=False)
 
     def step(phase: str, done: int, total: int) -> None:
+        if quiet:
+            return
+        if plain:
+            lines.step(phase, done, total)
+            return
         if phase not in bars:
             bars[phase] = progress.add_task(phase, total=total)
         progress.update(bars[phase], completed=done, total=total)
@@ -85,17 +122,54 @@ def _hooks(quiet: bool = False):
         yield Hooks(log=log, progress=step)
 
 
+# What a phase counts, for its plain progress lines.
+_UNITS = {"validate": ("task", "tasks"), "solve": ("chain", "chains")}
+
+
+class _ProgressLines:
+    """Progress as plain lines (``solve: 12/40 chains, 1m20s``) for output that is not a terminal:
+    a phase's first step, its last, and in between every tenth of the way or every ``every`` seconds."""
+
+    def __init__(self, every: float = 15.0):
+        self.every = every
+        self.phases: dict[str, dict] = {}
+
+    def step(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        tenth = 10 * done // total if total else 10
+        state = self.phases.get(phase)
+        if state is None:
+            state = self.phases[phase] = {"start": now, "printed": now, "tenth": tenth, "ended": False}
+        elif state["ended"] or not (done >= total or tenth > state["tenth"] or now - state["printed"] >= self.every):
+            return
+        state.update(printed=now, tenth=tenth, ended=done >= total)
+        noun, nouns = _UNITS.get(phase, ("", ""))
+        what = f"{done}/{total} {noun if total == 1 else nouns}".rstrip()
+        console.print(f"{escape(phase)}: {what}, {_elapsed(now - state['start'])}", highlight=False)
+
+
+def _elapsed(seconds: float) -> str:
+    """``5s``, ``1m20s``, ``2h03m``."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
 def _config(**flags):
     return resolve_config(flags)
 
 
 @app.command()
 def grok(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERSION]."),
-         home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
+         home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt,
+         suite_timeout: Optional[float] = SuiteTimeoutOpt, as_json: bool = JsonOpt) -> None:
     """Parse every module and map tests to functions (cached by content)."""
     from .runner import prepare
     with _guard(), _hooks(as_json) as hooks:
-        prep = prepare(source, _config(home=home, python=python), hooks, validate=False)
+        prep = prepare(source, _config(home=home, python=python, suite_timeout=suite_timeout), hooks, validate=False)
     facts = prep.index.facts
     data = {"source": prep.source.name, "version": prep.source.version, "key": prep.source.key,
             "files": len(prep.index.files), "skipped_files": prep.index.skipped_files,
@@ -105,10 +179,11 @@ def grok(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VER
     if as_json:
         out.print_json(json.dumps(data))
         return
-    table = Table(title=f"grok {data['source']} {data['version'] or ''}", show_header=False)
+    title = " ".join(str(p) for p in ("grok", data["source"], data["version"]) if p)
+    table = Table(title=escape(title), show_header=False)
     for k, v in data.items():
-        if k != "skipped_files":
-            table.add_row(k, f"{v:.2f}" if isinstance(v, float) else str(v))
+        if k != "skipped_files":  # a source without a version shows "-", never "None"
+            table.add_row(k, "-" if v is None else f"{v:.2f}" if isinstance(v, float) else escape(str(v)))
     table.add_row("skipped files", ", ".join(f"{p} ({r})" for p, r in data["skipped_files"].items()) or "none")
     out.print(table)
 
@@ -116,14 +191,14 @@ def grok(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VER
 @app.command()
 def hollow(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERSION]."),
            home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt,
-           min_statements: Optional[int] = typer.Option(None, help="Minimum body statements."),
-           workers: Optional[int] = typer.Option(None, help="Parallel verifications."),
-           as_json: bool = JsonOpt) -> None:
+           min_statements: Optional[int] = MinStatementsOpt, workers: Optional[int] = WorkersOpt,
+           suite_timeout: Optional[float] = SuiteTimeoutOpt, as_json: bool = JsonOpt) -> None:
     """Erase bodies into tasks and validate them (reference passes, stub fails)."""
     from .runner import prepare
     from .tasks import summarize
     with _guard(), _hooks(as_json) as hooks:
-        prep = prepare(source, _config(home=home, python=python, min_statements=min_statements, workers=workers), hooks)
+        prep = prepare(source, _config(home=home, python=python, min_statements=min_statements, workers=workers,
+                                       suite_timeout=suite_timeout), hooks)
         prep.close()
     summary = summarize(prep.tasks, prep.excluded)
     if as_json:
@@ -146,39 +221,51 @@ def _render_tasks(summary: dict) -> None:
 
 @app.command()
 def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERSION]."),
-        solver: Optional[str] = typer.Option(None, "--solver", "-s", help="oracle, null, history@REV, retrieval, "
-                                             "openai:MODEL@URL, local:PATH, local:smollm2 (default)."),
-        samples: Optional[int] = typer.Option(None, "--samples", "-k", help="Chains per task."),
-        turns: Optional[int] = typer.Option(None, "--turns", help="Attempts per chain (with feedback)."),
-        tasks: Optional[int] = typer.Option(None, "--tasks", "-n", help="At most this many tasks."),
-        seed: Optional[int] = typer.Option(None, "--seed"),
-        workers: Optional[int] = typer.Option(None, "--workers"),
-        timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds per verification."),
-        min_statements: Optional[int] = typer.Option(None, help="Minimum body statements."),
-        temperature: Optional[float] = typer.Option(None, help="Sampling temperature."),
-        max_tokens: Optional[int] = typer.Option(None, help="Completion token limit."),
-        run_id: Optional[str] = typer.Option(None, "--run-id", help="Name the run (default: derived)."),
-        stop_on_solve: bool = typer.Option(False, "--stop-on-solve", help="Best-of-n: stop a task's other chains "
-                                           "once one solves it."),
-        task_tokens: Optional[int] = typer.Option(None, help="Completion-token budget per task."),
-        task_seconds: Optional[float] = typer.Option(None, help="Wall-time budget per task."),
-        model_concurrency: Optional[int] = typer.Option(None, help="Model calls in flight at once."),
-        trust: Optional[str] = typer.Option(None, help="Verification: strict (default), fast, subprocess."),
-        context: Optional[str] = typer.Option(None, help="Prompt context: engine (default) or simple."),
-        fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop a candidate's tests at the first failure "
-                                       "(binary reward, cheaper; tests-passed counts only the tests that ran)."),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse stored model responses."),
+        solver: Optional[str] = typer.Option(None, "--solver", "-s", help=_help(
+            "oracle, null, history@REV, retrieval, openai:MODEL@URL, local:PATH or local:smollm2 "
+            "(the embedded model).", "solver")),
+        samples: Optional[int] = typer.Option(None, "--samples", "-k", help=_help("Chains per task.", "samples")),
+        turns: Optional[int] = typer.Option(None, "--turns", help=_help("Attempts per chain (with feedback).",
+                                                                          "turns")),
+        tasks: Optional[int] = typer.Option(None, "--tasks", "-n", help=_help("At most this many tasks.", "tasks")),
+        seed: Optional[int] = typer.Option(None, "--seed", help=_help("Seed for the choice of tasks and for "
+                                                                        "sampling.", "seed")),
+        workers: Optional[int] = WorkersOpt,
+        timeout: Optional[float] = typer.Option(None, "--timeout", help=_help("Seconds per verification.",
+                                                                                "timeout")),
+        suite_timeout: Optional[float] = SuiteTimeoutOpt,
+        min_statements: Optional[int] = MinStatementsOpt,
+        temperature: Optional[float] = typer.Option(None, help="Sampling temperature. Default: the solver's."),
+        max_tokens: Optional[int] = typer.Option(None, help="Completion token limit. Default: the solver's."),
+        run_id: Optional[str] = typer.Option(None, "--run-id", help="Name the run. Default: derived from what "
+                                                                    "it does."),
+        stop_on_solve: bool = typer.Option(False, "--stop-on-solve", metavar="", show_default=False,
+                                           help="Best-of-n: stop a task's other chains once one solves it."),
+        task_tokens: Optional[int] = typer.Option(None, help="Completion-token budget per task. Default: none."),
+        task_seconds: Optional[float] = typer.Option(None, help="Wall-time budget per task. Default: none."),
+        model_concurrency: Optional[int] = typer.Option(None, help="Model calls in flight at once. "
+                                                                   "Default: the solver's."),
+        trust: Optional[str] = typer.Option(None, help=_help("Verification: strict, fast (warm engine only) "
+                                                             "or subprocess.", "trust")),
+        context: Optional[str] = typer.Option(None, help=_help("Prompt context: engine or simple.", "context")),
+        fail_fast: bool = typer.Option(False, "--fail-fast", metavar="", show_default=False,
+                                       help="Stop a candidate's tests at the first failure (binary reward, cheaper; "
+                                            "tests-passed counts only the tests that ran)."),
+        no_cache: bool = typer.Option(False, "--no-cache", metavar="", show_default=False,
+                                      help="Do not reuse stored model responses."),
         home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
     """Grok, hollow, validate, then let a solver regrow each body; prints the report."""
     from .runner import open_store, run as run_
+    from .solvers import check_spec
     config = None
     with _guard():
         config = _config(home=home, python=python, solver=solver, samples=samples, turns=turns, tasks=tasks,
-                         seed=seed, workers=workers, timeout=timeout, min_statements=min_statements,
-                         temperature=temperature, max_tokens=max_tokens, run_id=run_id,
-                         cache=False if no_cache else None, stop_on_solve=stop_on_solve or None,
+                         seed=seed, workers=workers, timeout=timeout, suite_timeout=suite_timeout,
+                         min_statements=min_statements, temperature=temperature, max_tokens=max_tokens,
+                         run_id=run_id, cache=False if no_cache else None, stop_on_solve=stop_on_solve or None,
                          task_tokens=task_tokens, task_seconds=task_seconds, model_concurrency=model_concurrency,
                          trust=trust, context=context, fail_fast=fail_fast or None)
+        check_spec(config.solver)  # seconds, not the minutes before the solver is built
         with _hooks(as_json) as hooks:
             rid = run_(source, config, hooks)
         rep = reports.build_report(open_store(config), rid)
@@ -257,14 +344,14 @@ def _print_report(rep: reports.RunReport, as_json: bool) -> None:
     table = Table(title=f"run {rep.run_id}", show_header=False)
     rows = [
         ("source", rep.source), ("solver", rep.solver),
-        ("tasks in run", f"{rep.chosen} ({rep.chains} chains, {rep.attempts} attempts, "
-                         f"{rep.samples} samples x {rep.turns} turns)"),
+        ("tasks in run", f"{rep.chosen} ({plural(rep.chains, 'chain')}, {plural(rep.attempts, 'attempt')}, "
+                         f"{plural(rep.samples, 'sample')} x {plural(rep.turns, 'turn')})"),
         ("solved tasks", str(rep.solved_tasks)),
         *[(f"pass@{k}", _pct(v)) for k, v in sorted(rep.pass_at.items())],
         ("pass@1, first turn only", _pct(rep.pass_at_first_turn)),
         ("covering tests passed (mean)", _pct(rep.tests_passed)),
         ("function error / similarity", f"{_pct(rep.func_error)} / {_pct(rep.func_similarity)}"),
-        ("file error / similarity", f"{_pct(rep.file_error)} / {_pct(rep.file_similarity)} over {rep.files_scored} files"),
+        ("file error / similarity", f"{_pct(rep.file_error)} / {_pct(rep.file_similarity)} over {plural(rep.files_scored, 'file')}"),
         ("verification ms (median / p90 / max)",
          " / ".join(_num(rep.verify_ms.get(k)) for k in ("median", "p90", "max"))),
         ("verdicts", ", ".join(f"{k} {v}" for k, v in sorted(rep.statuses.items()))),
@@ -291,7 +378,7 @@ def context(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==
         pack = build_context(engine, resolve_symbol(engine, symbol), budget=budget, tokenizer=tokenizer, mode=mode)
         text = pack.render(fmt)
     out.print(text, markup=False, highlight=False, soft_wrap=True)
-    console.print(f"[dim]{len(pack.items)} items, {pack.tokens}/{budget} tokens ({pack.tokenizer}), {mode} mode[/]")
+    console.print(f"[dim]{plural(len(pack.items), 'item')}, {pack.tokens}/{budget} tokens ({pack.tokenizer}), {mode} mode[/]")
 
 
 @app.command()

@@ -24,7 +24,7 @@ from .index import Index
 from .loop import TaskBudget, run_chain
 from .recorder import CallLog
 from .sandbox import kill_active
-from .solvers import make_solver
+from .solvers import check_spec, make_solver
 from .source import Source, resolve_source
 from .store import Store
 from .task import Task
@@ -116,6 +116,7 @@ def run_key(source: Source, config: RunConfig, solver_identity: str | None = Non
 
 def run(spec: str, config: RunConfig, hooks: Hooks = Hooks()) -> str:
     """Run (or resume) a solver over a source's valid tasks. Returns the run id."""
+    check_spec(config.solver)  # a bad spec fails now, not after minutes of environment, grok and validation
     prep = prepare(spec, config, hooks)
     try:
         return _run_prepared(prep, spec, config, hooks)
