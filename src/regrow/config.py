@@ -10,7 +10,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -52,6 +52,18 @@ class RunConfig(BaseModel):
     fail_fast: bool = Field(False, description="Stop a candidate's tests at the first one that does not pass "
                                                "(a binary reward at less cost; the tests-passed fraction then "
                                                "counts only the tests that ran).")
+
+
+    @field_validator("home", "python", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        """Relative paths are taken from the folder the command runs in, once, here: later steps
+        start subprocesses in other folders, where a relative path would point elsewhere."""
+        if value is None:
+            return None
+        if value.name != str(value) or value.exists():  # a path, not a bare interpreter name on PATH
+            return Path(os.path.abspath(value.expanduser()))
+        return value
 
 
 _ENV_PREFIX = "REGROW_"

@@ -9,7 +9,8 @@ can be read here):
   venv's ``pip``: the project itself, **not editable**, with its test-like extras
   (``pip install "ROOT[test,dev]"``), the requirements of its test-like PEP 735 dependency
   groups (parsed here: a fresh venv's pip is too old for ``--group``), its test requirement
-  files (``-r``), the ``deps`` of its tox ``[testenv]``, ``pytest`` and `coverage_requirement`.
+  files (``-r``), the ``deps`` of its tox ``[testenv]``, the pytest plugins its pytest configuration asks for
+  (``required_plugins``, ``asyncio_mode``, ...), ``pytest`` and `coverage_requirement`.
   The project is built from a scratch copy of ``source.root`` (``build/``, ``*.egg-info`` and a
   version file written by the build never land in the user's directory).
 * with ``python=PATH`` (the user's own environment) nothing is installed: the interpreter is
@@ -63,6 +64,7 @@ from packaging.utils import canonicalize_name
 
 from .errors import InstallError
 from .source import Source, is_skipped_dir, pip_error_summary, read_cfg, read_toml
+from .suite import required_plugins
 
 __all__ = [
     "Environment",
@@ -98,6 +100,7 @@ class TestRequirements:
     requirement_files: tuple[str, ...]  # relpaths of test requirement files (and tox ``-r`` files)
     tox_deps: tuple[str, ...]  # ``deps`` of tox's [testenv] that need no substitution
     fallback: tuple[str, ...] = ("pytest",)
+    plugins: tuple[str, ...] = ()  # pytest plugins the project's pytest configuration asks for
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +333,7 @@ def find_test_requirements(root: Path) -> TestRequirements:
         group_requirements=_unique(group_requirements),
         requirement_files=_unique(files),
         tox_deps=_unique(tox_reqs),
+        plugins=_unique(required_plugins(root)),
     )
 
 
@@ -371,7 +375,7 @@ def ensure_environment(source: Source, *, home: Path, python: Path | None = None
     if python is not None:
         return _check_user_python(Path(python), requirements, say)
 
-    home = Path(home)
+    home = Path(os.path.abspath(home))  # pip runs with another cwd: a relative path would miss
     env_dir = home / "envs" / f"{_slug(source.name)}-{environment_key(source, requirements)}"
     env_dir.parent.mkdir(parents=True, exist_ok=True)
     env_python = env_dir / "bin" / "python"
@@ -481,7 +485,7 @@ class _Attempt:
 
 def _attempts(target: str | None, requirements: TestRequirements, build_root: Path) -> list[_Attempt]:
     """The install commands to try, from everything down to the bare package with pytest."""
-    tools = (*requirements.fallback, coverage_requirement())
+    tools = (*requirements.fallback, *requirements.plugins, coverage_requirement())
 
     def package(extras: tuple[str, ...]) -> tuple[str, ...]:
         if target is None:
