@@ -19,6 +19,7 @@ from .parse import is_test_path, parse_file
 from .recorder import record_calls
 from .source import Source, iter_python_files
 from .store import Store
+from .suite import SuiteOptions, session_options, unusable_options
 from .testmap import run_test_map
 
 Log = Callable[[str], None]
@@ -181,44 +182,144 @@ def _pytest_said(tail: str, limit: int = 1500) -> str:
     return f"pytest said{left_out}:\n{said[-limit:]}"
 
 
+def _no_tests_reason(source: Source, files: dict, tmap) -> str:
+    """Why a suite gave no test result, in the user's terms."""
+    if tmap.outcome.timed_out:
+        running = tmap.outcome.extra.get("running")
+        where = f" while running {running}" if running else ""
+        return (f"timed out after {tmap.outcome.duration:.0f} s{where}; a test that hangs past the "
+                "per-test limit ignores signals: deselect it in the project's pytest configuration, "
+                "or raise --suite-timeout")
+    if not any(is_test_path(rel) or rel.rsplit("/", 1)[-1].startswith("test") for rel in files):
+        return (f"ships no tests: no test files in {source.root} (source distributions often leave "
+                "them out; use a checkout of the repository)")
+    return "collected no tests"
+
+
+def _stable_ids(tests: dict, coverage: dict, keys: dict, seen_again: set[str] | None) -> tuple[dict, dict, list]:
+    """Rename the parametrized test ids that a second session did not see again (a parameter id
+    built from the clock, a random value or an address) to their stable keys (``path::test[#i]``,
+    the position among the function's items), which every later session can find.
+
+    Returns (tests, coverage, renamed ids)."""
+    if seen_again is None:
+        return tests, coverage, []
+    rename = {t: keys[t] for t in tests if t not in seen_again and t in keys}
+    if not rename:
+        return tests, coverage, []
+    tests = {rename.get(t, t): v for t, v in tests.items()}
+    coverage = {q: tuple(sorted(rename.get(t, t) for t in ids)) for q, ids in coverage.items()}
+    return tests, coverage, sorted(rename)
+
+
+def _crashing_test_file(output: str, files: dict) -> str | None:
+    """The test file whose import stopped the whole session (pytest's INTERNALERROR: a
+    ``SystemExit`` or ``KeyboardInterrupt`` at module level is not a collection error)."""
+    if "INTERNALERROR" not in output:
+        return None
+    for line in reversed(output.splitlines()):
+        m = re.search(r'File "([^"]+\.py)", line \d+, in <module>', line)
+        if m:
+            path = m.group(1).replace("\\", "/")
+            for rel in files:
+                if path.endswith("/" + rel) and (is_test_path(rel) or rel.rsplit("/", 1)[-1].startswith("test")):
+                    return rel
+    return None
+
+
+def _last_line(output: str) -> str:
+    line = next((ln.strip() for ln in reversed(output.splitlines()) if ln.strip() and "INTERNALERROR" in ln), "")
+    return line.replace("INTERNALERROR>", "").strip()[:120]
+
+
+def _collect_errors(outcome) -> list[str]:
+    """'file: last line of the error' for each test file that could not be collected."""
+    out = []
+    for test_id, message in outcome.collect_errors:
+        last = next((ln.strip() for ln in reversed(message.splitlines()) if ln.strip()), "")
+        out.append(f"{test_id or 'collection'}: {last[:160]}")
+    return out
+
+
 def grok(source: Source, env: Environment, store: Store, *, timeout: float = 1800.0, force: bool = False,
-         workdir: Path | None = None, log: Log | None = None) -> Index:
+         workdir: Path | None = None, log: Log | None = None, test_timeout: float = 0.0) -> Index:
+    """Static grok, then (once per content) the test map and the recorded calls.
+
+    ``timeout`` bounds each whole-suite session; ``test_timeout`` (0: none) one test within it,
+    so a test that hangs fails alone instead of stalling the suite.
+    """
     log = log or (lambda _msg: None)
     row = _upsert_source(store, source)
     grok_static_part(store, source, row, force=force, log=log)
     if force or row["testmap_done"] is None:
         log("running the test suite under coverage to map tests to functions")
         start = time.perf_counter()
-        tmap = run_test_map(source.root, env.python, source.import_roots, timeout=timeout, workdir=workdir)
+        options = session_options(source.root)
+        if options.neutralised:
+            log("left out of the project's pytest addopts (reporting, parallel or early-stop options): "
+                + " ".join(options.neutralised))
+
+        def test_map(targets: tuple[str, ...] = ()):
+            return run_test_map(source.root, env.python, source.import_roots, timeout=timeout, workdir=workdir,
+                                targets=targets, pytest_args=options.args, test_timeout=test_timeout)
+
+        tmap = test_map()
+        refused = unusable_options(tmap.outcome.output_tail) if not tmap.tests else set()
+        if refused:
+            options = session_options(source.root, refused)
+            log(f"this environment cannot honour {' '.join(sorted(refused))} from the project's pytest "
+                "configuration (a plugin it needs is not installed): running without")
+            tmap = test_map()
+        files = load_index(store, source.key).files
+        crashed: list[str] = []
+        while not tmap.tests and not tmap.outcome.timed_out and len(crashed) < 5:
+            bad = _crashing_test_file(tmap.outcome.output_tail, files)
+            if bad is None or bad in crashed:
+                break
+            crashed.append(bad)  # e.g. a script named like a test that exits at import
+            log(f"importing {bad} stops pytest itself ({_last_line(tmap.outcome.output_tail)}): leaving it out")
+            options = SuiteOptions((*options.args, f"--ignore={bad}"), options.neutralised)
+            tmap = test_map()
         if not tmap.tests and not tmap.outcome.timed_out:
-            targets = fallback_test_files(load_index(store, source.key).files)
+            targets = fallback_test_files(files)
             if targets:
                 log(f"pytest's own configuration collected no tests; trying {len(targets)} test-like files directly")
-                tmap = run_test_map(source.root, env.python, source.import_roots, timeout=timeout,
-                                    workdir=workdir, targets=targets)
+                tmap = test_map(targets)
         seconds = time.perf_counter() - start
         passed = sum(1 for o, _ in tmap.tests.values() if o == "passed")
         if not tmap.tests:
-            reason = "timed out" if tmap.outcome.timed_out else "collected no tests"
-            raise NoTestsError(f"the test suite of {source.name} {reason}; nothing to score.\n"
-                               f"{_pytest_said(tmap.outcome.output_tail)}")
+            raise NoTestsError(f"the test suite of {source.name} {_no_tests_reason(source, files, tmap)}; "
+                               f"nothing to score.\n{_pytest_said(tmap.outcome.output_tail)}")
         if passed == 0:
             raise NoTestsError(f"every test of {source.name} fails before any change; nothing to score.\n"
                                f"{_pytest_said(tmap.outcome.output_tail)}")
+        uncollected = _collect_errors(tmap.outcome) + [f"{rel}: stops pytest when imported" for rel in crashed]
+        if uncollected:
+            log(f"{len(uncollected)} test file{'s' if len(uncollected) != 1 else ''} could not be collected "
+                "and {} left out: ".format("are" if len(uncollected) != 1 else "is") + "; ".join(uncollected[:5])
+                + (" ..." if len(uncollected) > 5 else ""))
         index = load_index(store, source.key)
         coverage = {}
         for sym in index.symbols.values():
             ids = tmap.covering(sym)
             if ids and not sym.is_test:
                 coverage[sym.qualname] = ids
-        save_testmap(store, source.key, tmap.tests, coverage)
         rec = record_calls(source.root, env.python, source.import_roots, store, source.key,
-                           qualnames=set(coverage), timeout=timeout, workdir=workdir)
-        log(f"recorded {rec.calls} calls into {rec.functions} functions for the equivalence check")
-        _update_facts(store, source.key, "testmap_done", testmap_seconds=seconds, n_tests=len(tmap.tests),
+                           qualnames=set(coverage), timeout=timeout, workdir=workdir,
+                           pytest_args=options.args, test_timeout=test_timeout)
+        log(f"recorded {rec.calls} call{'s' if rec.calls != 1 else ''} into {rec.functions} "
+            f"function{'s' if rec.functions != 1 else ''} for the equivalence check")
+        seen_again = set(rec.outcome.results) if rec.outcome.finished else None
+        tests, coverage, renamed = _stable_ids(tmap.tests, coverage, tmap.outcome.extra.get("keys", {}), seen_again)
+        if renamed:
+            log(f"{len(renamed)} parametrized test id{'s' if len(renamed) != 1 else ''} changed between two runs "
+                f"(e.g. {renamed[0]}): selected by position instead")
+        save_testmap(store, source.key, tests, coverage)
+        _update_facts(store, source.key, "testmap_done", testmap_seconds=seconds, n_tests=len(tests),
                       n_tests_passed=passed, collect_errors=len(tmap.outcome.collect_errors),
+                      uncollected=uncollected, unstable_ids=renamed, pytest_options=options.to_json(),
                       suite_timed_out=tmap.outcome.timed_out, recorded_calls=rec.calls,
                       record_seconds=rec.outcome.duration)
-        log(f"test map: {len(tmap.tests)} tests ({passed} passed) in {seconds:.1f}s, "
+        log(f"test map: {len(tests)} tests ({passed} passed) in {seconds:.1f}s, "
             f"{len(coverage)} functions covered")
     return load_index(store, source.key)

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .sandbox import Job, LocalSandbox, Outcome, Sandbox
 from .store import Store
-from .workspace import private_copy, remove_tree
+from .workspace import private_copy, remove_tree, scratch_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +41,17 @@ class Recording:
 
 def record_calls(root: Path, python: Path, import_roots: tuple[str, ...], store: Store, source_key: str, *,
                  qualnames: set[str] | None = None, timeout: float = 1800.0, sandbox: Sandbox | None = None,
-                 workdir: Path | None = None) -> Recording:
+                 workdir: Path | None = None, pytest_args: tuple[str, ...] = (),
+                 test_timeout: float = 0.0) -> Recording:
     """Run the suite on a private copy of ``root`` recording calls; replace ``source_key``'s rows."""
     sandbox = sandbox or LocalSandbox()
-    tmp = Path(tempfile.mkdtemp(prefix="regrow-record-", dir=workdir))
+    tmp = scratch_dir("record", workdir)
     try:
         copy = private_copy(root, tmp / "src", link=False)
         out = tmp / "calls.jsonl"
         sources = [str(copy / r) if r not in (".", "") else str(copy) for r in import_roots]
         job = Job(cwd=copy, python=python, pythonpath=tuple(sources), timeout=timeout, memory_mb=8192,
+                  pytest_args=pytest_args, grok=True, test_timeout=test_timeout,
                   env={"REGROW_RECORD": str(out), "REGROW_RECORD_ROOTS": os.pathsep.join(sources)})
         outcome = sandbox.run(job)
         rows = list(_rows(out, source_key, qualnames))

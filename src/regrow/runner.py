@@ -27,6 +27,7 @@ from .sandbox import kill_active
 from .solvers import check_spec, make_solver
 from .source import Source, resolve_source
 from .store import Store
+from .suite import SuiteOptions, session_options
 from .task import Task
 from .tasks import Exclusion, build_tasks
 from .verify import Verifier, VerifyConfig
@@ -79,11 +80,12 @@ def prepare(spec: str, config: RunConfig, hooks: Hooks = Hooks(), *, store: Stor
     env = ensure_environment(source, home=config.home, python=config.python, log=hooks.log)
     timings["environment"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    index = grok(source, env, store, timeout=config.suite_timeout, log=hooks.log)
+    index = grok(source, env, store, timeout=config.suite_timeout, test_timeout=config.timeout, log=hooks.log)
     timings["grok"] = time.perf_counter() - t1
+    options = SuiteOptions.from_json(index.facts.get("pytest_options")) or session_options(source.root)
     verifier = Verifier(source.root, env.python, source.import_roots, calls=CallLog(store, source.key),
                         config=VerifyConfig(timeout=config.timeout, trust=config.trust, hide=(str(config.home),),
-                                            fail_fast=config.fail_fast))
+                                            fail_fast=config.fail_fast, pytest_args=options.args))
     tasks, excluded = [], []
     if validate:
         t2 = time.perf_counter()

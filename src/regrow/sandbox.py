@@ -13,7 +13,6 @@ import os
 import resource
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .verdict import TestOutcome
+from .workspace import remove_tree, scratch_dir
 
 PLUGIN_DIR = Path(__file__).parent / "_plugin"
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
@@ -51,6 +51,8 @@ class Job:
     env: dict = field(default_factory=dict)
     memory_mb: int = 4096
     max_procs: int = 256
+    grok: bool = False  # a grok session: stable keys of parametrized tests, a record as each test starts
+    test_timeout: float = 0.0  # seconds one test may run before it fails on its own (0: no limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,9 @@ class Outcome:
     collected: int = 0
     flags: tuple[str, ...] = ()  # what the run itself showed a candidate tried (see regrow.engine)
     extra: dict = field(default_factory=dict)
+
+
+KEY_MARK = "[#"  # a test id written as a stable key: path::test[#position] (see _plugin/regrow_pytest.py)
 
 
 class Sandbox(Protocol):
@@ -89,7 +94,7 @@ def _limits(job: Job):
     return apply
 
 
-def read_results(path: Path) -> tuple[dict, list, bool, int | None, int]:
+def read_records(path: Path) -> list[dict]:
     try:
         raw = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
@@ -102,7 +107,22 @@ def read_results(path: Path) -> tuple[dict, list, bool, int | None, int]:
             continue
         if isinstance(rec, dict):
             records.append(rec)
-    return parse_records(records)
+    return records
+
+
+def grok_facts(records: list[dict]) -> dict:
+    """What a grok session's records add: ``keys`` (node id -> stable key of a parametrized test)
+    and ``running`` (the test that started and never finished: where a suite hung), if any."""
+    keys, finished, started = {}, set(), []
+    for rec in records:
+        if "started" in rec:
+            started.append(str(rec["started"]))
+        elif "test" in rec:
+            finished.add(str(rec["test"]))
+            if isinstance(rec.get("key"), str):
+                keys[str(rec["test"])] = rec["key"]
+    running = next((t for t in reversed(started) if t not in finished), None)
+    return {"keys": keys, "running": running}
 
 
 def parse_records(records: list[dict]) -> tuple[dict, list, bool, int | None, int]:
@@ -127,8 +147,8 @@ class LocalSandbox:
     """A child process per job, in its own process group, killed whole on timeout."""
 
     def run(self, job: Job) -> Outcome:
-        with tempfile.TemporaryDirectory(prefix="regrow-job-") as tmp:
-            tmpdir = Path(tmp)
+        tmpdir = scratch_dir("job")
+        try:
             results_path = tmpdir / "results.jsonl"
             env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
             env.update({
@@ -137,6 +157,16 @@ class LocalSandbox:
                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
                 "REGROW_RESULTS": str(results_path),
             })
+            if job.grok:
+                env["REGROW_GROK"] = "1"
+            if job.test_timeout > 0:
+                env["REGROW_TEST_TIMEOUT"] = f"{job.test_timeout:g}"
+            test_ids = list(job.test_ids)
+            if any(KEY_MARK in t for t in test_ids):  # stable keys: pytest collects their files,
+                select = tmpdir / "select.json"       # the plugin keeps the items asked for
+                select.write_text(json.dumps(test_ids), encoding="utf-8")
+                env["REGROW_SELECT"] = str(select)
+                test_ids = list(dict.fromkeys(t.split("::", 1)[0] for t in test_ids))
             env.update(job.env)
             argv = [str(job.python)]
             if job.coverage_rc is not None:
@@ -145,7 +175,7 @@ class LocalSandbox:
             else:
                 argv += ["-m", "pytest"]
             argv += ["-p", "regrow_pytest", "-p", "no:cacheprovider", "-q", "--tb=short",
-                     "-o", "console_output_style=classic", *job.pytest_args, *job.test_ids]
+                     "-o", "console_output_style=classic", *job.pytest_args, *test_ids]
             out_path = tmpdir / "output.txt"
             start = time.monotonic()
             timed_out = False
@@ -165,14 +195,18 @@ class LocalSandbox:
                     with _ACTIVE_LOCK:
                         _ACTIVE.discard(proc.pid)
             duration = time.monotonic() - start
-            results, collect_errors, finished, exitstatus, collected = read_results(results_path)
+            records = read_records(results_path)
+            results, collect_errors, finished, exitstatus, collected = parse_records(records)
+            extra = grok_facts(records) if job.grok else {}
             with open(out_path, "rb") as fh:
                 fh.seek(0, os.SEEK_END)
                 fh.seek(max(0, fh.tell() - 8000))
                 tail = fh.read().decode("utf-8", "replace")
+        finally:
+            remove_tree(tmpdir)
         return Outcome(results=results, collect_errors=tuple(collect_errors), finished=finished and not timed_out,
                        exitstatus=exitstatus, returncode=proc.returncode, timed_out=timed_out,
-                       duration=duration, output_tail=tail, collected=collected)
+                       duration=duration, output_tail=tail, collected=collected, extra=extra)
 
 
 def _kill_group(pgid: int) -> None:

@@ -7,7 +7,6 @@ a test when that test executed at least one line of the function's body.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from coverage import CoverageData
 
 from .sandbox import Job, LocalSandbox, Outcome, Sandbox
 from .symbols import Symbol
-from .workspace import private_copy, remove_tree
+from .workspace import private_copy, remove_tree, scratch_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +50,18 @@ def _rcfile(dest: Path, data_file: Path, sources: list[str]) -> Path:
 
 def run_test_map(root: Path, python: Path, import_roots: tuple[str, ...], *, timeout: float = 1800.0,
                  sandbox: Sandbox | None = None, workdir: Path | None = None,
-                 targets: tuple[str, ...] = ()) -> TestMap:
+                 targets: tuple[str, ...] = (), pytest_args: tuple[str, ...] = (),
+                 test_timeout: float = 0.0) -> TestMap:
     """Run the whole suite (or only ``targets``) once under coverage on a private copy of ``root``."""
     sandbox = sandbox or LocalSandbox()
-    tmp = Path(tempfile.mkdtemp(prefix="regrow-testmap-", dir=workdir))
+    tmp = scratch_dir("testmap", workdir)
     try:
         copy = private_copy(root, tmp / "src")
         data_file = tmp / "coverage.sqlite"
         sources = [str(copy / r) if r not in (".", "") else str(copy) for r in import_roots]
         rc = _rcfile(tmp, data_file, sources)
         job = Job(cwd=copy, python=python, pythonpath=tuple(sources), timeout=timeout, coverage_rc=rc,
-                  memory_mb=8192, test_ids=targets)
+                  memory_mb=8192, test_ids=targets, pytest_args=pytest_args, grok=True, test_timeout=test_timeout)
         outcome = sandbox.run(job)
         tests = {tid: (o.outcome, o.duration) for tid, o in outcome.results.items()}
         lines: dict[str, dict[int, frozenset[str]]] = {}

@@ -16,7 +16,6 @@ Trust levels (``VerifyConfig.trust``):
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from .scores import edit_scores
 from .task import Task
 from .verdict import (CRASHED, FAILED_STATUS, INFO_FLAGS, MALFORMED, MISSING, PASSED, SKIPPED, SOLVED, TIMEOUT,
                       XFAILED, TestOutcome, Verdict)
-from .workspace import private_copy, remove_tree, replace_file
+from .workspace import private_copy, remove_tree, scratch_dir, replace_file
 
 FEEDBACK_CHARS = 2400
 TRUST_LEVELS = ("strict", "fast", "subprocess")
@@ -48,6 +47,7 @@ class VerifyConfig:
     hide: tuple[str, ...] = ()  # paths candidates must not read (the store, history): hidden where possible
     max_cases: int = 20  # recorded calls replayed per task by the equivalence check
     fail_fast: bool = False  # stop a candidate's tests at the first one that does not pass
+    pytest_args: tuple[str, ...] = ()  # what regrow adds to the project's own options (see regrow.suite)
 
 
 class Verifier:
@@ -74,7 +74,8 @@ class Verifier:
         if sandbox is None and config.trust != "subprocess":
             ecfg = engine_config or EngineConfig()
             self.engine = Engine(self.root, self.python, tuple(import_roots),
-                                 config=replace(ecfg, workers=config.workers, hide=tuple(config.hide) + ecfg.hide),
+                                 config=replace(ecfg, workers=config.workers, hide=tuple(config.hide) + ecfg.hide,
+                                                pytest_args=tuple(config.pytest_args) + ecfg.pytest_args),
                                  workdir=workdir)
         self._tests_text: dict[str, str] = {}
         self._expected: dict[str, object] = {}
@@ -112,7 +113,7 @@ class Verifier:
         return self._run(relpath, text, test_ids)
 
     def _run_cold(self, relpath: str, text: str | None, test_ids: tuple[str, ...]) -> Outcome:
-        tmp = Path(tempfile.mkdtemp(prefix="regrow-verify-", dir=self.workdir))
+        tmp = scratch_dir("verify", self.workdir)
         try:
             copy = private_copy(self.root, tmp / "src", link=False)  # writes must not reach the pristine tree
             if text is not None:
@@ -120,7 +121,7 @@ class Verifier:
             paths = tuple(str(copy / r) if r not in (".", "") else str(copy) for r in self.import_roots)
             job = Job(cwd=copy, python=self.python, test_ids=test_ids, pythonpath=paths,
                       timeout=self.config.timeout, memory_mb=self.config.memory_mb,
-                      pytest_args=("-x",) if self.config.fail_fast else ())
+                      pytest_args=(*self.config.pytest_args, *(("-x",) if self.config.fail_fast else ())))
             outcome = self.sandbox.run(job)
             return replace(outcome, extra=dict(outcome.extra, engine="subprocess"))
         finally:

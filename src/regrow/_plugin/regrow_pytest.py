@@ -9,6 +9,19 @@ Loaded with ``-p regrow_pytest``. Reads its settings from the environment:
   the coverage data says which test executed which line.
 - ``REGROW_RECORD``: a file to append the calls into the target's functions to (see
   ``regrow_record``); installed at import, before any conftest imports the target.
+- ``REGROW_GROK=1``: a grok session (test map, recording): each record of a parametrized test
+  carries its stable key (see `stable_keys`), and a ``{"started": id}`` record precedes each
+  test, so a suite that hangs can name the test it hung in.
+- ``REGROW_TEST_TIMEOUT``: seconds one test may take before it fails (grok sessions: a test that
+  hangs fails alone instead of stalling the whole suite).
+- ``REGROW_SELECT``: a JSON file listing the test ids to run; an id written as a stable key
+  (``path::test[#3]``) selects the item at that position, whatever its parameter id is in this
+  session, and its record carries the requested id (pytest is given the ids' files).
+
+The plugin never emits a warning into the target's session: a project with
+``filterwarnings = error`` would turn it into an error (hooks are configured with
+``pytest.hookimpl``, and the warm worker hands the already imported module to pytest as an
+object rather than by name).
 
 The warm worker (``regrow_worker``) sets ``_fd`` to its pipe and ``_canary`` to a random name
 before calling ``pytest.main`` in a forked child: a test of that name that must fail is added
@@ -23,6 +36,8 @@ import os
 import signal
 import time
 from operator import is_ as _is
+
+import pytest
 
 _fd = None
 _contexts = False
@@ -39,6 +54,49 @@ _stop_rest = False  # ... and one did: the remaining tests (not the canary) are 
 current_test = ""  # node id of the running test (read by regrow_record)
 not_passed = 0  # tests of this session that did not pass so far (the canary not counted)
 FULL_TRACEBACKS = 4  # failing tests that get a formatted traceback; later ones get one line
+_grok = os.environ.get("REGROW_GROK") == "1"
+_keys: dict = {}  # node id -> stable key, for parametrized items (grok sessions)
+_alias: dict = {}  # node id -> the id it was requested as (a stable key), reported under that id
+_select = None  # set of requested ids (node ids or stable keys), or None: run what pytest collected
+_test_timeout = float(os.environ.get("REGROW_TEST_TIMEOUT") or 0)
+KEY_MARK = "[#"
+
+
+def stable_keys(items) -> dict:
+    """node id -> ``base[#i]`` for each parametrized item: its position among the items of the same
+    test function, in collection order. A parameter id built from the clock, a random value or an
+    object address changes from one session to the next; the position does not."""
+    seen: dict = {}
+    out = {}
+    for item in items:
+        nodeid = item.nodeid
+        if not nodeid.endswith("]") or "[" not in nodeid:
+            continue
+        base = nodeid[: nodeid.index("[")]
+        index = seen.get(base, 0)
+        seen[base] = index + 1
+        out[nodeid] = "%s%s%d]" % (base, KEY_MARK, index)
+    return out
+
+
+def select_items(items, wanted) -> tuple:
+    """(kept, deselected) items for the requested ids ``wanted``, aliases noted in `_alias`."""
+    keys = stable_keys(items) if any(KEY_MARK in w for w in wanted) else {}
+    kept, dropped = [], []
+    for item in items:
+        key = keys.get(item.nodeid)
+        if item.nodeid in wanted:
+            kept.append(item)
+        elif key is not None and key in wanted:
+            _alias[item.nodeid] = key
+            kept.append(item)
+        else:
+            dropped.append(item)
+    return kept, dropped
+
+
+def _on_alarm(signum, frame):
+    pytest.fail("regrow: this test ran for more than %g s (REGROW_TEST_TIMEOUT)" % _test_timeout, pytrace=False)
 
 if os.environ.get("REGROW_RECORD"):
     import regrow_record
@@ -62,16 +120,26 @@ def _coverage():
 
 
 def pytest_configure(config):
-    global _fd, _contexts
+    global _fd, _contexts, _select
     path = os.environ.get("REGROW_RESULTS")
     if path and _fd is None:
         _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     _contexts = os.environ.get("REGROW_CONTEXTS") == "1"
+    select = os.environ.get("REGROW_SELECT")
+    if select and _select is None:
+        with open(select, encoding="utf-8") as fh:
+            _select = set(json.load(fh))
+    if _test_timeout > 0:
+        signal.signal(signal.SIGALRM, _on_alarm)
 
 
 def pytest_runtest_logstart(nodeid, location):
     global current_test
     current_test = nodeid
+    if _grok:
+        _emit({"started": nodeid})
+    if _test_timeout > 0:
+        signal.setitimer(signal.ITIMER_REAL, _test_timeout)
     _reports[nodeid] = []
     _started[nodeid] = time.perf_counter()
     if _contexts:
@@ -80,6 +148,7 @@ def pytest_runtest_logstart(nodeid, location):
             cov.switch_context(nodeid)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
     """With fail-fast, once a test has not passed: skip each later item but the canary, keeping
     pytest's setup stack in step with what runs next. Its test id then has no record (missing)."""
@@ -90,9 +159,6 @@ def pytest_runtest_protocol(item, nextitem):
     except Exception:  # a fixture's teardown error: the candidate has already failed
         pass
     return True
-
-
-pytest_runtest_protocol.tryfirst = True
 
 
 def pytest_runtest_logreport(report):
@@ -124,6 +190,8 @@ def _outcome(reports) -> tuple[str, str]:
 
 def pytest_runtest_logfinish(nodeid, location):
     global _stop_rest, not_passed
+    if _test_timeout > 0:
+        signal.setitimer(signal.ITIMER_REAL, 0)
     reports = _reports.pop(nodeid, [])
     outcome, message = _outcome(reports)
     if outcome != "passed" and not (_canary and nodeid.endswith("::" + _canary)):
@@ -132,7 +200,10 @@ def pytest_runtest_logfinish(nodeid, location):
     duration = sum(getattr(r, "duration", 0.0) for r in reports)
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE // 2] + "\n...\n" + message[-_MAX_MESSAGE // 2:]
-    _emit({"test": nodeid, "outcome": outcome, "duration": duration, "message": message})
+    record = {"test": _alias.get(nodeid, nodeid), "outcome": outcome, "duration": duration, "message": message}
+    if _grok and nodeid in _keys:
+        record["key"] = _keys[nodeid]
+    _emit(record)
     _started.pop(nodeid, None)
     if _snapshot is not None:
         _check_snapshot()
@@ -147,6 +218,7 @@ def pytest_collectreport(report):
         _emit({"collect_error": report.nodeid, "message": report.longreprtext[-_MAX_MESSAGE:]})
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
     if _snapshot is not None:
         _check_snapshot()
@@ -170,9 +242,6 @@ def _leave():
     os._exit(0)
 
 
-pytest_sessionfinish.trylast = True
-
-
 # ---------------------------------------------------------------- the warm worker's defences
 
 def short_failure(excinfo, style=None) -> str:
@@ -193,11 +262,18 @@ def _canary_test():
     pytest.fail("regrow canary: this test must fail", pytrace=False)  # no traceback to format
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):
     global _snapshot
+    if _select is not None:
+        kept, dropped = select_items(items, _select)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
+    if _grok:
+        _keys.update(stable_keys(items))
     if not _canary or not items:
         return
-    import pytest
 
     module = None
     for item in items:
@@ -207,9 +283,6 @@ def pytest_collection_modifyitems(session, config, items):
     if module is not None:
         items.append(pytest.Function.from_parent(module, name=_canary, callobj=_canary_test))
     _snapshot = _take_snapshot()
-
-
-pytest_collection_modifyitems.trylast = True
 
 
 _WATCHED = (

@@ -138,8 +138,10 @@ def _setup():
     return facts
 
 
-RUN_ARGS = ["-p", "regrow_pytest", "-p", "no:cacheprovider", "-q", "--tb=native", "-s",
-            "-o", "console_output_style=classic"]
+# regrow_pytest is handed to pytest as a module object (it is imported before pytest starts):
+# naming it with -p would make pytest warn that it cannot rewrite its asserts, an error in a
+# project with filterwarnings = error.
+RUN_ARGS = ["-p", "no:cacheprovider", "-q", "--tb=native", "-s", "-o", "console_output_style=classic"]
 _session = None  # the pre-collected pytest session (fast path)
 _items = {}  # node id -> collected item
 _funcs = {}  # (file, first line) -> function objects whose code lives in the copy
@@ -231,6 +233,8 @@ def _warm():
             sys.setprofile(profile)
             _session = _start_session(list(_cfg.get("pytest_args", [])))
             _items = {item.nodeid: item for item in _session.items}
+            for nodeid, key in regrow_pytest.stable_keys(_session.items).items():
+                _items.setdefault(key, _items[nodeid])  # a test id recorded as its stable key
             _prewarm(_session)
             facts["collected"] = len(_items)
             facts["collect_errors"] = int(_session.testsfailed)
@@ -346,7 +350,9 @@ def _start_session(extra):
     from _pytest.config import _prepareconfig
     from _pytest.main import Session
 
-    config = _prepareconfig(RUN_ARGS + extra, plugins=None)
+    import regrow_pytest
+
+    config = _prepareconfig(RUN_ARGS + extra, plugins=[regrow_pytest])
     config._do_configure()
     session = Session.from_config(config)
     config.hook.pytest_sessionstart(session=session)
@@ -1417,8 +1423,11 @@ def _child(req, wfd, tmp):
     if fast:
         _run_items(plugin, tests, req.get("canary"), bound)
     import pytest
+    if any(plugin.KEY_MARK in t for t in tests):  # stable keys: collect their files, keep what was asked
+        plugin._select = set(tests)
+        tests = list(dict.fromkeys(t.split("::", 1)[0] for t in tests))
     args = RUN_ARGS + list(_cfg.get("pytest_args", [])) + tests
-    code = pytest.main(args)
+    code = pytest.main(args, plugins=[plugin])
     try:
         code = int(code)
     except (TypeError, ValueError):
@@ -1443,6 +1452,7 @@ def _run_items(plugin, tests, canary, bound):
 
     session = _session
     items = [_items[t] for t in tests]
+    plugin._alias.update({item.nodeid: t for t, item in zip(tests, items) if item.nodeid != t})
     if canary and items:
         module = items[0].getparent(pytest.Module)
         if module is not None:
