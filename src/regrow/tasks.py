@@ -7,7 +7,7 @@ or as an exclusion with its reason, so every report can account for all of them.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from .hollow import STUB, HollowConfig, eligibility, make_task
@@ -16,7 +16,7 @@ from .parse import read_source
 from .source import Source
 from .store import Store
 from .task import EXCLUDED, FLAKY, PENDING, REFERENCE_FAILS, UNSUPPORTED, UNTESTED, VALID, Task, task_from_json, task_to_json
-from .verdict import PASSED
+from .verdict import MISSING, PASSED
 from .verify import Verifier
 
 Progress = Callable[[int, int], None]
@@ -73,20 +73,59 @@ def _save(store: Store, source_key: str, hollow_key: str, tasks=(), excluded=())
                       + [(source_key, hollow_key, e.task_id, e.status, e.reason, "{}") for e in excluded])
 
 
+VALIDATION = 2  # bump when validation changes: stored rejections of an older one are examined again
+REFERENCE_TRIES = 3  # a reference that fails is run again before its task is rejected (a slow, loaded machine)
+
+
+def _first_line(text: str) -> str:
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:200]
+
+
+def _reference_problem(ref) -> str:
+    """Why the reference did not pass, naming the test and its message."""
+    if ref.integrity_flags:
+        return f"reference rejected by the integrity checks: {', '.join(ref.integrity_flags)}"
+    bad = next((o for o in ref.outcomes if o.outcome != PASSED), None)
+    if bad is None:
+        return f"reference fails alone: {ref.status}" + (f" ({_first_line(ref.feedback)})" if ref.feedback else "")
+    if bad.outcome == MISSING:
+        return (f"covering test not found in a new session: {bad.test_id} (its id may change between runs, "
+                "or it was deselected)")
+    message = _first_line(bad.message)
+    return f"reference fails alone: {bad.test_id} {bad.outcome}" + (f": {message}" if message else "")
+
+
 def validate_task(task: Task, verifier: Verifier, unstable: set[str]) -> Task:
-    """The reference must pass its covering tests; the stub must fail at least one."""
+    """The reference must pass its covering tests; the stub must fail at least one.
+
+    A reference that fails is tried `REFERENCE_TRIES` times before the task is rejected (a
+    timeout on a loaded machine is not a property of the task); a rejection by the integrity
+    checks is not retried. Every rejection names its cause and the test."""
     flaky = sorted(set(task.tests) & unstable)
     if flaky:
-        return task.with_status(FLAKY, f"covering test not stable on the reference: {flaky[0]}")
-    ref = verifier.verify(task, task.reference_body)
+        return _stamp(task.with_status(FLAKY, f"covering test not stable on the reference: {flaky[0]}"))
+    for _ in range(REFERENCE_TRIES):
+        ref = verifier.verify(task, task.reference_body)
+        if ref.solved or ref.integrity_flags:
+            break
     if not ref.solved:
-        bad = next((o for o in ref.outcomes if o.outcome != PASSED), None)
-        what = f"{bad.test_id} {bad.outcome}" if bad else ref.status
-        return task.with_status(REFERENCE_FAILS, f"reference fails alone: {what}")
+        return _stamp(task.with_status(REFERENCE_FAILS, _reference_problem(ref)))
     stub = verifier.verify(task, STUB)
     if stub.solved:
-        return task.with_status(UNTESTED, "the covering tests pass with the body erased")
-    return task.with_status(VALID)
+        return _stamp(task.with_status(UNTESTED, "the covering tests pass with the body erased"))
+    return _stamp(task.with_status(VALID))
+
+
+def _stamp(task: Task) -> Task:
+    return replace(task, extra={**task.extra, "validation": VALIDATION})
+
+
+def _needs_validation(task: Task) -> bool:
+    """Pending, or rejected for a reason a later regrow may judge differently (flaky, reference
+    failing) by an older validation."""
+    if task.status == PENDING:
+        return True
+    return task.status in (FLAKY, REFERENCE_FAILS) and task.extra.get("validation", 1) < VALIDATION
 
 
 def build_tasks(source: Source, index: Index, store: Store, verifier: Verifier, cfg: HollowConfig, *,
@@ -100,10 +139,10 @@ def build_tasks(source: Source, index: Index, store: Store, verifier: Verifier, 
         planned, excluded = plan_tasks(source, index, cfg)
         _save(store, source.key, key, planned, excluded)
         stored = planned
-    pending = [t for t in stored if t.status == PENDING]
+    pending = [t for t in stored if _needs_validation(t)]
     if pending:
         unstable = _unstable_tests(source, verifier, pending, repeats - 1, log)
-        done = {t.task_id: t for t in stored if t.status != PENDING}
+        done = {t.task_id: t for t in stored if not _needs_validation(t)}
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = {pool.submit(validate_task, t, verifier, unstable): t for t in pending}
             for n, fut in enumerate(as_completed(futures), 1):
@@ -130,7 +169,9 @@ def _unstable_tests(source: Source, verifier: Verifier, tasks: list[Task], runs:
         outcome = verifier.run_file(tasks[0].path, None, union)
         for test_id in union:
             res = outcome.results.get(test_id)
-            if res is None or res.outcome != PASSED:
+            # A test with no result did not run (the session timed out first, or its id is not found
+            # again): not evidence of instability; each task's own reference runs judge it, by name.
+            if res is not None and res.outcome != PASSED:
                 unstable.add(test_id)
     return unstable
 
