@@ -56,13 +56,15 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def _sandbox_uid_processes() -> list[int]:
+def _sandbox_uid_processes(uids: set[int]) -> list[int]:
+    """Processes running as one of ``uids``: the sandbox uids of this soak's own workers (each
+    worker's is 300000 + its pid), so another regrow job on the machine is not counted."""
     found = []
     for status in glob.glob("/proc/[0-9]*/status"):
         try:
             for line in open(status):
                 if line.startswith("Uid:"):
-                    if int(line.split()[1]) >= 300000:
+                    if int(line.split()[1]) in uids:
                         found.append(int(status.split("/")[2]))
                     break
         except (OSError, ValueError):
@@ -105,6 +107,7 @@ def soak(n: int, seed: int = 0, rss_bound_mb: float = 64.0, log=print) -> dict:
     fds0 = len(os.listdir("/proc/self/fd"))
     rss: dict[int, list[float]] = {}
     verdicts, wrong, start = 0, [], time.perf_counter()
+    uids: set[int] = set()  # the sandbox uids of this soak's workers
     for i in range(n):
         if i % 3 == 2:
             name, _family, task_id, body, expected = random.choice(slow if i % 150 == 2 else hostile)
@@ -119,6 +122,8 @@ def soak(n: int, seed: int = 0, rss_bound_mb: float = 64.0, log=print) -> dict:
         for w in verifier.engine._all:
             if w.alive:
                 rss.setdefault(w.proc.pid, []).append(_rss_mb(w.proc.pid))
+                if isinstance(w.facts.get("uid"), int):
+                    uids.add(w.facts["uid"])
         if (i + 1) % 100 == 0:
             log(f"{i + 1}/{n} in {time.perf_counter() - start:.0f}s, {len(rss)} worker(s) so far, wrong {len(wrong)}")
     elapsed = time.perf_counter() - start
@@ -135,7 +140,7 @@ def soak(n: int, seed: int = 0, rss_bound_mb: float = 64.0, log=print) -> dict:
         "candidates": n, "verdicts": verdicts, "lost": n - verdicts, "wrong": wrong, "seconds": elapsed,
         "workers_used": len(rss), "rss_growth_mb": growth, "rss_bound_mb": rss_bound_mb,
         "stray_processes_during": stray, "processes_after_close": _descendants(os.getpid()),
-        "sandbox_uid_processes_after": _sandbox_uid_processes(),
+        "sandbox_uid_processes_after": _sandbox_uid_processes(uids),
         "fds_before": fds0, "fds_after": len(os.listdir("/proc/self/fd")),
         "temp_dirs_left": sorted(_temp_dirs(work)), "worker_pids_at_end": worker_pids,
     }

@@ -7,7 +7,9 @@ through the link, so the pristine tree is not touched.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import tempfile
 from pathlib import Path
 
 EXCLUDED_DIRS = frozenset({
@@ -56,3 +58,44 @@ def replace_file(copy_root: Path, relpath: str, text: str) -> None:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+_SCRATCH = re.compile(r"^regrow-(verify|job|testmap|record)-(\d+)-")
+_swept: set[str] = set()
+
+
+def scratch_dir(kind: str, workdir: Path | None = None) -> Path:
+    """A new temporary folder ``regrow-KIND-PID-XXXX`` for one job.
+
+    The pid lets a later process remove what a process killed with -9 (or interrupted past its
+    ``finally``) left behind: the first scratch folder a process makes in a base folder sweeps
+    the ones whose process is gone (`sweep_scratch`).
+    """
+    base = str(workdir) if workdir else tempfile.gettempdir()
+    if base not in _swept:
+        _swept.add(base)
+        sweep_scratch(Path(base))
+    return Path(tempfile.mkdtemp(prefix=f"regrow-{kind}-{os.getpid()}-", dir=base))
+
+
+def sweep_scratch(base: Path) -> int:
+    """Remove the scratch folders in ``base`` whose process is no longer alive; returns how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return 0
+    for entry in entries:
+        m = _SCRATCH.match(entry.name)
+        if not m or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            os.kill(int(m.group(2)), 0)
+            continue  # its process is alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue  # alive under another user, or not a pid: not ours to judge
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed += 1
+    return removed

@@ -1,0 +1,296 @@
+"""Ordinary packages in the wild: each mechanism that once yielded zero tasks, as a fixture.
+
+Every fixture is a small real package with a real pytest suite written to ``tmp_path``; the
+assertions are the user's: valid tasks exist, the oracle solves them all, null solves none,
+and whatever regrow left out is named with its cause.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from _repos import make_repo
+from regrow.config import RunConfig
+from regrow.errors import NoTestsError
+from regrow.report import build_report
+from regrow.runner import open_store, prepare, run
+from regrow.tasks import summarize
+
+LIB = '''
+    def total(xs):
+        """Sum of xs."""
+        acc = 0
+        for x in xs:
+            acc += x
+        return acc
+
+
+    def clip(x, lo, hi):
+        """x within [lo, hi]."""
+        if x < lo:
+            return lo
+        return min(x, hi)
+'''
+
+TESTS = '''
+    from lib import clip, total
+
+
+    def test_total():
+        assert total([1, 2, 3]) == 6
+
+
+    def test_clip():
+        assert clip(5, 0, 3) == 3
+        assert clip(-1, 0, 3) == 0
+'''
+
+
+def more(*parts: str) -> str:
+    """Parts of a file, each dedented on its own."""
+    return "".join(textwrap.dedent(p).lstrip("\n") for p in parts)
+
+
+def cfg(home: Path, **kw) -> RunConfig:
+    return RunConfig(**{"home": home, "python": Path(sys.executable), "workers": 2, "timeout": 30, **kw})
+
+
+def oracle_and_null(root: Path, home: Path, **kw):
+    store = open_store(cfg(home))
+    oracle = build_report(store, run(str(root), cfg(home, solver="oracle", **kw)))
+    null = build_report(store, run(str(root), cfg(home, solver="null", **kw)))
+    return oracle, null
+
+
+def assert_all_valid(oracle, null, expected: int) -> None:
+    assert oracle.tasks["valid"] == expected, oracle.tasks
+    assert oracle.pass_at[1] == 1.0 and null.pass_at[1] == 0.0
+
+
+def test_a_project_that_turns_warnings_into_errors_still_yields_every_task(tmp_path):
+    """filterwarnings = error: regrow's own plugins must never warn into the target's session
+    (an assert-rewrite warning in the warm worker, old-style hook options on pytest 9)."""
+    root = make_repo(tmp_path / "strict", {
+        "pyproject.toml": """
+            [project]
+            name = "strict"
+            version = "1.0"
+
+            [tool.pytest.ini_options]
+            filterwarnings = ["error"]
+            addopts = "--strict-markers --strict-config"
+        """,
+        "lib.py": LIB,
+        "tests/test_lib.py": TESTS,
+    })
+    oracle, null = oracle_and_null(root, tmp_path / "home")
+    assert_all_valid(oracle, null, 2)
+    assert oracle.statuses == {"solved": 2}
+
+
+def test_test_ids_that_change_between_runs_are_found_again_by_position(tmp_path):
+    """A parametrize id built from an object's address (or the clock) differs in every session."""
+    root = make_repo(tmp_path / "moving", {
+        "pyproject.toml": '[project]\nname = "moving"\nversion = "1.0"\n',
+        "lib.py": LIB,
+        "tests/test_lib.py": '''
+            import pytest
+            from lib import clip, total
+
+
+            class Box:
+                def __init__(self, xs):
+                    self.xs = xs
+
+
+            @pytest.mark.parametrize("box", [Box([1, 2]), Box([3])], ids=lambda b: "box%x" % id(b))
+            def test_total(box):
+                assert total(box.xs) == sum(box.xs)
+
+
+            @pytest.mark.parametrize("x, want", [(5, 3), (-1, 0), (2, 2)])
+            def test_clip(x, want):
+                assert clip(x, 0, 3) == want
+        ''',
+    })
+    home = tmp_path / "home"
+    prep = prepare(str(root), cfg(home, solver="oracle"))
+    prep.close()
+    total = next(t for t in prep.tasks if t.task_id == "lib:total")
+    assert total.is_valid, total.reason
+    assert total.tests == ("tests/test_lib.py::test_total[#0]", "tests/test_lib.py::test_total[#1]")
+    assert prep.index.facts["unstable_ids"]  # and said so
+    clip = next(t for t in prep.tasks if t.task_id == "lib:clip")
+    assert clip.is_valid and clip.tests[0] == "tests/test_lib.py::test_clip[-1-0]"  # stable ids stay as they are
+    for trust in ("strict", "subprocess"):
+        oracle, null = oracle_and_null(root, home, trust=trust)
+        assert_all_valid(oracle, null, 2)
+
+
+def test_addopts_that_need_a_missing_plugin_or_stop_early_are_left_out_and_named(tmp_path):
+    root = make_repo(tmp_path / "covered", {
+        "setup.cfg": """
+            [metadata]
+            name = covered
+            version = 1.0
+
+            [tool:pytest]
+            addopts = --cov=lib --cov-report=term-missing -x -p no:doctest --durations=3
+        """,
+        "lib.py": LIB,
+        "tests/test_lib.py": more(TESTS, '''
+
+            def test_unrelated_failure():
+                assert False, "a failing test must not stop the suite (-x)"
+        '''),
+    })
+    logs: list[str] = []
+    from regrow.runner import Hooks
+    prep = prepare(str(root), cfg(tmp_path / "home", solver="oracle"), Hooks(log=logs.append))
+    prep.close()
+    assert {t.task_id for t in prep.valid} == {"lib:total", "lib:clip"}
+    assert prep.index.facts["n_tests"] == 3
+    said = "\n".join(logs)
+    assert "--cov=lib" in said and "-x" in said and "left out" in said
+
+
+def test_a_plugin_option_the_environment_does_not_know_is_dropped_after_pytest_refuses_it(tmp_path):
+    root = make_repo(tmp_path / "odd", {
+        "pytest.ini": "[pytest]\naddopts = --frobnicate-level=3\n",
+        "lib.py": LIB,
+        "tests/test_lib.py": TESTS,
+    })
+    oracle, null = oracle_and_null(root, tmp_path / "home")
+    assert_all_valid(oracle, null, 2)
+
+
+def test_test_files_that_cannot_be_collected_are_left_out_and_the_rest_still_runs(tmp_path):
+    root = make_repo(tmp_path / "partial", {
+        "pyproject.toml": '[project]\nname = "partial"\nversion = "1.0"\n',
+        "lib.py": LIB,
+        "tests/test_lib.py": TESTS,
+        "tests/test_properties.py": '''
+            import hypothesis_is_not_installed_here  # an optional test dependency
+            def test_prop():
+                pass
+        ''',
+        "tests/test_profile.py": '''
+            import sys
+            raise SystemExit("a profiling script named like a test")
+        ''',
+    })
+    logs: list[str] = []
+    from regrow.runner import Hooks
+    prep = prepare(str(root), cfg(tmp_path / "home", solver="oracle"), Hooks(log=logs.append))
+    prep.close()
+    assert {t.task_id for t in prep.valid} == {"lib:total", "lib:clip"}
+    uncollected = prep.index.facts["uncollected"]
+    assert any("test_properties.py" in u and "hypothesis_is_not_installed_here" in u for u in uncollected)
+    assert any("test_profile.py" in u for u in uncollected)
+    assert any("could not be collected" in line for line in logs)
+
+
+def test_a_source_without_any_test_file_says_it_ships_no_tests(tmp_path):
+    root = make_repo(tmp_path / "bare", {
+        "pyproject.toml": '[project]\nname = "bare"\nversion = "1.0"\n',
+        "lib.py": LIB,
+    })
+    with pytest.raises(NoTestsError, match="ships no tests"):
+        prepare(str(root), cfg(tmp_path / "home"), validate=False)
+
+
+@pytest.mark.timeout(120)
+def test_a_test_that_hangs_fails_alone_and_grok_goes_on(tmp_path):
+    root = make_repo(tmp_path / "hangs", {
+        "pyproject.toml": '[project]\nname = "hangs"\nversion = "1.0"\n',
+        "lib.py": LIB,
+        "tests/test_lib.py": more(TESTS, '''
+
+            def test_hangs():
+                import time
+                time.sleep(3600)
+        '''),
+    })
+    prep = prepare(str(root), cfg(tmp_path / "home", solver="oracle", timeout=5))
+    prep.close()
+    assert {t.task_id for t in prep.valid} == {"lib:total", "lib:clip"}
+    assert prep.index.tests["tests/test_lib.py::test_hangs"][0] == "failed"
+
+
+def test_a_reference_rejected_by_the_integrity_checks_says_so_and_names_the_check(tmp_path):
+    root = make_repo(tmp_path / "peeks", {
+        "pyproject.toml": '[project]\nname = "peeks"\nversion = "1.0"\n',
+        "lib.py": more(LIB, '''
+
+            def expected_total():
+                """What the tests expect total([1, 2, 3]) to be, read from the tests themselves."""
+                import pathlib
+                text = pathlib.Path(__file__).with_name("tests").joinpath("test_lib.py").read_text()
+                return 6 if "== 6" in text else 0
+        '''),
+        "tests/test_lib.py": more(TESTS, '''
+
+            def test_expected():
+                from lib import expected_total
+                assert expected_total() == 6
+        '''),
+    })
+    prep = prepare(str(root), cfg(tmp_path / "home", solver="oracle"))
+    prep.close()
+    task = next(t for t in prep.tasks if t.task_id == "lib:expected_total")
+    assert task.status == "reference_fails"
+    assert task.reason.startswith("reference rejected by the integrity checks: ") and "reads-tests" in task.reason
+    summary = summarize(prep.tasks, prep.excluded)
+    assert any("integrity checks" in reason for reason in summary["by_reason"])
+
+
+def test_subprocess_scratch_folders_left_by_a_killed_process_are_swept(tmp_path):
+    from regrow.workspace import scratch_dir, sweep_scratch
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    left = tmp_path / f"regrow-verify-{dead}-abc"
+    (left / "src").mkdir(parents=True)
+    mine = scratch_dir("job", tmp_path)
+    assert not left.exists() and mine.is_dir()
+    assert sweep_scratch(tmp_path) == 0 and mine.is_dir()  # a live process's folder stays
+    assert os.path.basename(mine).startswith(f"regrow-job-{os.getpid()}-")
+
+
+def _readme_lines(prefix: str) -> list[str]:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    return [line.split("#", 1)[0].strip() for line in readme.splitlines() if line.startswith(prefix)]
+
+
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_readme_commands_work_verbatim_from_a_fresh_folder_with_the_default_home(tmp_path):
+    """A new user's folder: the README's own lines for ./my-repo, copied as written, with no
+    --home, no --python and no REGROW_* variable (regrow builds the environment under ./.regrow)."""
+    from conftest import CALC_FILES
+
+    from _repos import git_init
+
+    user = tmp_path / "user"
+    repo = make_repo(user / "my-repo", CALC_FILES)
+    git_init(repo)
+    subprocess.run(["git", "-C", str(repo), "tag", "v1.2"], check=True)
+    (user / ".venv").symlink_to(Path(sys.prefix))  # the README's `.venv/bin/regrow`, as `make` leaves it
+    lines = [ln for ln in _readme_lines(".venv/bin/regrow run ./my-repo --solver ")
+             if "openai:" not in ln] + _readme_lines(".venv/bin/regrow runs")
+    assert len(lines) >= 4, lines
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGROW_")}
+    for line in lines:
+        done = subprocess.run(line, shell=True, cwd=user, env=env, capture_output=True, text=True, timeout=600)
+        said = done.stdout + done.stderr
+        assert done.returncode == 0, f"{line}\n{said[-3000:]}"
+        assert "Traceback" not in said, f"{line}\n{said[-3000:]}"
+    assert (user / ".regrow" / "regrow.sqlite").is_file()
+    assert list((user / ".regrow" / "envs").glob("calc-*/bin/python"))  # the environment regrow built itself
