@@ -260,3 +260,11 @@ def test_the_no_tests_message_leaves_out_regrows_own_plugin_warnings():
     assert "1 warning in 0.03s\n" in quiet and _pytest_said(quiet).startswith("pytest printed no error")
     plain = "E   ModuleNotFoundError: No module named 'foo'\n"
     assert _pytest_said(plain) == "pytest said:\n" + plain.strip()
+
+
+def test_hollow_lists_each_task_that_is_not_valid_with_its_cause(tmp_path, calc_repo):
+    res = regrow_cli("hollow", str(calc_repo), "--python", sys.executable, "--home", str(tmp_path / "h"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "hollowed but not valid" in res.stdout
+    row = next(line for line in res.stdout.splitlines() if "calc.ops:weakly_tested" in line)
+    assert "untested" in row and "the covering tests pass with the body erased" in row

@@ -205,6 +205,24 @@ def hollow(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==V
         out.print_json(json.dumps({**summary, "valid_tasks": [t.task_id for t in prep.valid]}))
         return
     _render_tasks(summary)
+    _render_rejected(summary.get("rejected", []))
+
+
+REJECTED_ROWS = 40
+
+
+def _render_rejected(rejected: list[dict]) -> None:
+    """Each hollowed task that is not valid, with its cause and the test (``regrow hollow``)."""
+    if not rejected:
+        return
+    table = Table(title="hollowed but not valid")
+    for col in ("task", "status", "why"):
+        table.add_column(col)
+    for row in rejected[:REJECTED_ROWS]:
+        table.add_row(escape(row["task_id"]), escape(row["status"]), escape(row["reason"]))
+    out.print(table)
+    if len(rejected) > REJECTED_ROWS:
+        out.print(f"... and {len(rejected) - REJECTED_ROWS} more (--json lists them all)")
 
 
 def _render_tasks(summary: dict) -> None:

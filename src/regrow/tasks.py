@@ -177,7 +177,8 @@ def _unstable_tests(source: Source, verifier: Verifier, tasks: list[Task], runs:
 
 
 def summarize(tasks: list[Task], excluded: list[Exclusion]) -> dict:
-    """Counts by status and by exclusion reason."""
+    """Counts by status and by exclusion reason, and each hollowed task that is not valid with
+    its full reason (the cause and the test)."""
     by_status: dict[str, int] = {}
     by_reason: dict[str, int] = {}
     for t in tasks:
@@ -188,5 +189,8 @@ def summarize(tasks: list[Task], excluded: list[Exclusion]) -> dict:
     for e in excluded:
         by_status[e.status] = by_status.get(e.status, 0) + 1
         by_reason[f"{e.status}: {e.reason}"] = by_reason.get(f"{e.status}: {e.reason}", 0) + 1
+    rejected = [{"task_id": t.task_id, "status": t.status, "reason": t.reason}
+                for t in sorted(tasks, key=lambda t: (t.status, t.task_id)) if t.status != VALID]
     return {"functions": len(tasks) + len(excluded), "hollowed": len(tasks),
-            "valid": by_status.get(VALID, 0), "by_status": by_status, "by_reason": dict(sorted(by_reason.items()))}
+            "valid": by_status.get(VALID, 0), "by_status": by_status, "by_reason": dict(sorted(by_reason.items())),
+            "rejected": rejected}
