@@ -140,7 +140,7 @@ def test_the_api_key_comes_from_the_named_variable_and_is_never_kept(monkeypatch
         completions = s.propose(SolveRequest(task=ADD))
     assert server.requests[0].headers["authorization"] == f"Bearer {secret}"
     visible = [repr(s), str(vars(s).get("options")), repr(s.options), repr(completions),
-               json.dumps([c.meta for c in completions]), s.name, s.cache_key]
+               json.dumps([c.meta for c in completions]), s.name, s.identity]
     assert not any(secret in text for text in visible)
 
 
@@ -209,7 +209,7 @@ def test_concurrent_sequential_requests_are_bounded_by_concurrency():
 def test_the_cache_key_changes_with_the_sampling_options():
     a = OpenAISolver(model="m", base_url="http://127.0.0.1:1/v1", options=SolverOptions(temperature=0.0))
     b = OpenAISolver(model="m", base_url="http://127.0.0.1:1/v1", options=SolverOptions(temperature=0.7))
-    assert a.name == b.name and a.cache_key != b.cache_key
+    assert a.name == b.name and a.identity != b.identity
 
 
 def test_the_solver_registry_builds_it_from_a_spec():

@@ -76,7 +76,7 @@ def _verdict_json(verdict: Verdict) -> str:
 def request_key(solver: Solver, request: SolveRequest) -> str:
     """The exact request, hashed: same task text, chain, turn, seed and history."""
     payload = {
-        "solver": getattr(solver, "cache_key", solver.name), "task": request.task.task_id,
+        "solver": solver.identity, "task": request.task.task_id,
         "file": hashlib.sha256(request.task.hollowed_file.encode()).hexdigest(), "sample": request.sample,
         "turn": request.turn, "seed": request.seed, "n": request.n,
         "history": [[t.completion, t.feedback] for t in request.history],

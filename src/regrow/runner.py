@@ -24,7 +24,7 @@ from .index import Index
 from .loop import TaskBudget, run_chain
 from .recorder import CallLog
 from .sandbox import kill_active
-from .solvers import check_spec, make_solver
+from .solvers import check_spec, is_model, make_solver
 from .source import Source, resolve_source
 from .store import Store
 from .suite import SuiteOptions, session_options
@@ -134,7 +134,7 @@ def _run_prepared(prep: Prepared, spec: str, config: RunConfig, hooks: Hooks) ->
     chosen = choose_tasks(prep.valid, config.tasks, config.seed)
     solver = make_solver(config.solver, _solver_options(config), root=prep.source.root, index=prep.index)
     # A model solver's identity includes its resolved options (sampling, budgets): other options, other run.
-    run_id = config.run_id or run_key(prep.source, config, getattr(solver, "cache_key", None))
+    run_id = config.run_id or run_key(prep.source, config, solver.identity)
     store = prep.store
     if store.one("SELECT 1 FROM runs WHERE run_id=?", (run_id,)) is None:
         with store.write() as w:
@@ -189,7 +189,7 @@ def solve(prep: Prepared, chosen: list[Task], solver, run_id: str, config: RunCo
 
 def _solver_concurrency(solver) -> int | None:
     """A model solver's own limit on calls in flight (its resolved options), if it has one."""
-    return getattr(getattr(solver, "options", None), "concurrency", None)
+    return solver.options.concurrency if solver.options is not None else None
 
 
 class ContextCache:
@@ -202,8 +202,8 @@ class ContextCache:
 
     def __init__(self, prep: Prepared, config: RunConfig, solver):
         self.prep = prep
-        self.enabled = config.context == "engine" and hasattr(solver, "options")
-        options = getattr(solver, "options", None)
+        self.enabled = config.context == "engine" and solver.options is not None
+        options = solver.options
         self.budget = getattr(options, "context_budget", None) or 2000
         self._cache: dict[str, str | None] = {}
         self._lock = threading.Lock()
@@ -221,7 +221,7 @@ class ContextCache:
 
 
 def _solver_options(config: RunConfig):
-    if not (config.solver.startswith("openai:") or config.solver.startswith("local:")):
+    if not is_model(config.solver):
         return None
     from .solvers.options import SolverOptions
     given = {k: v for k, v in {"temperature": config.temperature, "max_tokens": config.max_tokens,

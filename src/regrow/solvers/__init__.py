@@ -1,28 +1,55 @@
 """Solver specs → solvers. A spec is a string: ``oracle``, ``null``, ``history@REV``,
-``retrieval``, ``openai:MODEL@BASE_URL``, ``local:PATH`` or ``local:smollm2``.
+``retrieval``, ``openai:MODEL@BASE_URL``, ``local:PATH``, ``local:smollm2`` or ``scripted:FILE``
+(see `REGISTRY`: one line per kind).
 
 `check_spec` tells a bad spec in a moment, before a run spends minutes on the environment,
 grok and validation; `make_solver` builds the solver once the source is ready."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from .base import Completion, Solver, SolveRequest, Turn
 
-__all__ = ["Completion", "Solver", "SolveRequest", "Turn", "check_spec", "make_solver", "DEFAULT_SOLVER"]
+__all__ = ["Completion", "Solver", "SolveRequest", "Turn", "check_spec", "is_model", "make_solver", "REGISTRY",
+           "DEFAULT_SOLVER"]
 
 DEFAULT_SOLVER = "local:smollm2"
-KNOWN = "oracle, null, history@REV, retrieval, openai:MODEL@URL, local:PATH, local:smollm2"
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """A kind of solver: how its spec is written, and the module whose ``from_spec(arg, options,
+    root=, index=, kind=)`` builds it."""
+
+    module: str
+    sep: str = ""  # "" (the bare name), ":" (name:ARG) or "@" (name@ARG)
+    usage: str = ""  # how the spec is written, for messages
+    model: bool = False  # a model: it gets SolverOptions (sampling, budgets, context)
+
+
+# One line per kind of solver: a new solver is one file in this package and one line here.
+REGISTRY: dict[str, Kind] = {
+    "oracle": Kind("baselines", usage="oracle"),
+    "null": Kind("baselines", usage="null"),
+    "history": Kind("history", "@", "history@REV"),
+    "retrieval": Kind("retrieval", usage="retrieval"),
+    "openai": Kind("openai_backend", ":", "openai:MODEL@URL", model=True),
+    "local": Kind("local", ":", "local:PATH, local:smollm2", model=True),
+    "scripted": Kind("scripted", ":", "scripted:SCRIPT.json"),
+}
+KNOWN = ", ".join(k.usage for k in REGISTRY.values())
 
 
 def _parse(spec: str) -> tuple[str, str]:
     """(kind, argument) of a spec, or ConfigError with one line saying what is wrong."""
     spec = spec.strip()
-    if spec in ("oracle", "null", "retrieval"):
+    if spec in REGISTRY and not REGISTRY[spec].sep:
         return spec, ""
     if spec.startswith("history@"):
         rev = spec.split("@", 1)[1]
@@ -43,7 +70,17 @@ def _parse(spec: str) -> tuple[str, str]:
         if not path:
             raise ConfigError("local:PATH needs a model file or folder, or local:smollm2")
         return "local", path
+    kind, sep, arg = spec.partition(":")
+    if sep and kind in REGISTRY and REGISTRY[kind].sep == ":":
+        if not arg:
+            raise ConfigError(f"{kind}: needs an argument: {REGISTRY[kind].usage}")
+        return kind, arg
     raise ConfigError(f"unknown solver {spec!r}; known: {KNOWN}")
+
+
+def is_model(spec: str) -> bool:
+    """Whether the spec names a model (it takes sampling options and a context budget)."""
+    return REGISTRY[_parse(spec)[0]].model
 
 
 def check_spec(spec: str) -> None:
@@ -67,26 +104,10 @@ def check_spec(spec: str) -> None:
 def make_solver(spec: str, options: Any = None, *, root: Path | None = None, index: Any = None) -> Solver:
     """Build the solver a spec names. ``root`` and ``index`` serve the baselines that read the source."""
     kind, arg = _parse(spec)
-    if kind == "oracle":
-        from .baselines import OracleSolver
-        return OracleSolver()
-    if kind == "null":
-        from .baselines import NullSolver
-        return NullSolver()
-    if kind == "history":
-        from .history import HistorySolver
-        return HistorySolver(arg, root=root)
-    if kind == "retrieval":
-        if index is None or root is None:
-            raise ConfigError("the retrieval solver needs a grokked source")
-        from .retrieval import RetrievalSolver
-        return RetrievalSolver(index, root)
-    if kind == "openai":
-        model, _, url = arg.partition("@")
-        from .openai_backend import OpenAISolver
-        return OpenAISolver(model=model, base_url=url, options=_options(options))
-    from .local import LocalSolver
-    return LocalSolver(path=arg, options=_options(options))
+    module = importlib.import_module(f"{__name__}.{REGISTRY[kind].module}")
+    if REGISTRY[kind].model:
+        options = _options(options)
+    return module.from_spec(arg, options, root=root, index=index, kind=kind)
 
 
 def _options(options: Any):

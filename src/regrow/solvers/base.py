@@ -42,9 +42,16 @@ class Completion:
 
 @runtime_checkable
 class Solver(Protocol):
-    """Anything that proposes bodies for a task."""
+    """Anything that proposes bodies for a task.
+
+    ``name`` is for people; ``identity`` names what the solver does exactly (a model's resolved
+    sampling options included), so a run and the response cache tell two settings apart;
+    ``options`` are a model's `SolverOptions`, None for a solver without a model.
+    """
 
     name: str
+    identity: str
+    options: object | None
 
     def propose(self, request: SolveRequest) -> list[Completion]:
         """Return ``request.n`` completions (fewer only if the backend cannot produce more)."""

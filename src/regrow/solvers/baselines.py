@@ -9,7 +9,8 @@ from .base import Completion, SolveRequest
 class OracleSolver:
     """Returns the original body: must solve every valid task."""
 
-    name = "oracle"
+    name = identity = "oracle"
+    options = None
 
     def propose(self, request: SolveRequest) -> list[Completion]:
         body = request.task.reference_body
@@ -19,7 +20,12 @@ class OracleSolver:
 class NullSolver:
     """Returns the stub itself: must solve no valid task."""
 
-    name = "null"
+    name = identity = "null"
+    options = None
 
     def propose(self, request: SolveRequest) -> list[Completion]:
         return [Completion(text=STUB, body=STUB) for _ in range(request.n)]
+
+
+def from_spec(arg: str, options=None, *, root=None, index=None, kind: str = "oracle"):
+    return OracleSolver() if kind == "oracle" else NullSolver()

@@ -21,7 +21,8 @@ class HistorySolver:
         if root is None or not (Path(root) / ".git").exists():
             raise ConfigError(f"history@{rev} needs a git repository as the source")
         self.rev, self.root = rev, Path(root)
-        self.name = f"history@{rev}"
+        self.name = self.identity = f"history@{rev}"
+        self.options = None
         res = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=self.root,
                              capture_output=True, text=True)
         if res.returncode != 0:
@@ -56,3 +57,7 @@ class HistorySolver:
         body = self.old_body(sym.path, sym.module, sym.qualname.split(":", 1)[1])
         meta = {"revision": self.commit, "existed": body is not None}
         return [Completion(text=body or "", body=body, meta=meta) for _ in range(request.n)]
+
+
+def from_spec(arg: str, options=None, *, root=None, index=None, kind: str = "history") -> HistorySolver:
+    return HistorySolver(arg, root=root)

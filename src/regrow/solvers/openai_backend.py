@@ -55,7 +55,7 @@ class OpenAISolver:
         self.options = (options or SolverOptions()).resolved(**OPENAI_DEFAULTS)
         self.name = f"openai:{model}@{self.base_url}"
         digest = hashlib.sha256(self.options.model_dump_json().encode()).hexdigest()[:12]
-        self.cache_key = f"{self.name}#{digest}"
+        self.identity = f"{self.name}#{digest}"
         self._client = None
         self._tokenizer: Tokenizer | None = None
         self._lock = threading.Lock()
@@ -308,3 +308,8 @@ def _describe(exc: Exception | None) -> str:
     text = f"{type(exc).__name__} ({status}): {_message(exc)}" if status else f"{type(exc).__name__}: {_message(exc)}"
     cause = exc.__cause__ or exc.__context__
     return f"{text} ({type(cause).__name__}: {cause})" if cause is not None and str(cause) else text
+
+
+def from_spec(arg: str, options=None, *, root=None, index=None, kind: str = "openai") -> OpenAISolver:
+    model, _, url = arg.partition("@")
+    return OpenAISolver(model=model, base_url=url, options=options)

@@ -9,6 +9,7 @@ import bm25s
 
 from ..hollow import erase
 from ..parse import read_source
+from ..errors import ConfigError
 from .base import Completion, SolveRequest
 
 _WORD = re.compile(r"[A-Za-z][a-z]*|[A-Z]+(?![a-z])|\d+")
@@ -24,7 +25,8 @@ def describe(symbol) -> str:
 
 
 class RetrievalSolver:
-    name = "retrieval"
+    name = identity = "retrieval"
+    options = None
 
     def __init__(self, index, root: Path):
         self.root = Path(root)
@@ -58,3 +60,9 @@ class RetrievalSolver:
                 meta = {"retrieved": sym.qualname, "score": float(score)}
                 break
         return [Completion(text=body or "", body=body, meta=meta) for _ in range(request.n)]
+
+
+def from_spec(arg: str, options=None, *, root=None, index=None, kind: str = "retrieval") -> RetrievalSolver:
+    if index is None or root is None:
+        raise ConfigError("the retrieval solver needs a grokked source")
+    return RetrievalSolver(index, root)
