@@ -294,3 +294,41 @@ def test_the_readme_commands_work_verbatim_from_a_fresh_folder_with_the_default_
         assert "Traceback" not in said, f"{line}\n{said[-3000:]}"
     assert (user / ".regrow" / "regrow.sqlite").is_file()
     assert list((user / ".regrow" / "envs").glob("calc-*/bin/python"))  # the environment regrow built itself
+
+
+def test_tests_that_make_and_remove_temporary_trees_pass_in_the_sandbox(tmp_path):
+    """shutil.rmtree removes entries relative to an open directory (dir_fd): the sandbox must
+    judge those paths where they are, not against the working directory."""
+    root = make_repo(tmp_path / "trees", {
+        "pyproject.toml": '[project]\nname = "trees"\nversion = "1.0"\n',
+        "lib.py": LIB,
+        "tests/test_lib.py": '''
+            import os
+            import shutil
+            import tempfile
+            import unittest
+
+            from lib import clip, total
+
+
+            class TreeTest(unittest.TestCase):
+                def setUp(self):
+                    self.dir = tempfile.mkdtemp()
+
+                def tearDown(self):
+                    shutil.rmtree(self.dir)
+
+                def test_total(self):
+                    os.makedirs(os.path.join(self.dir, "a", "b"))
+                    with open(os.path.join(self.dir, "a", "f"), "w") as fh:
+                        fh.write("x")
+                    assert total([1, 2]) == 3
+
+
+            def test_clip(tmp_path):
+                (tmp_path / "x").write_text("1")
+                assert clip(5, 0, 3) == 3
+        ''',
+    })
+    oracle, null = oracle_and_null(root, tmp_path / "home")
+    assert_all_valid(oracle, null, 2)

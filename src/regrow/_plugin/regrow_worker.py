@@ -1162,6 +1162,9 @@ def _enter_sandbox(req, wfd, tmp):
 
 _WRITE_EVENTS = ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.utime",
                  "os.truncate", "os.symlink", "os.link", "shutil.rmtree", "shutil.move", "shutil.copyfile")
+# Where each write event carries the dir_fd its first and second path are relative to.
+_DIR_FDS = {"os.remove": (1,), "os.rmdir": (1,), "os.mkdir": (2,), "os.chmod": (2,), "os.chown": (3,),
+            "os.utime": (3,), "os.rename": (2, 3), "os.symlink": (2, 2), "os.link": (2, 3)}
 _LIST_EVENTS = ("os.listdir", "os.scandir")
 _FORK_EVENTS = ("os.fork", "os.forkpty")
 _SPAWN_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "pty.spawn")
@@ -1247,9 +1250,18 @@ class _Guard:
         if event == "open":
             self._open(args)
         elif event in _WRITE_EVENTS:
-            for path in args[:2]:
+            dir_fds = _DIR_FDS.get(event, ())
+            for i, path in enumerate(args[:2]):
                 if isinstance(path, (str, bytes)):
-                    self._write_check(os.path.abspath(os.fsdecode(path)))
+                    path = os.fsdecode(path)
+                    fd = args[dir_fds[i]] if i < len(dir_fds) and dir_fds[i] < len(args) else None
+                    if isinstance(fd, int) and fd >= 0 and not os.path.isabs(path):
+                        # relative to an open directory (shutil.rmtree's safe walk), not to the cwd
+                        try:
+                            path = os.path.join(os.readlink("/proc/self/fd/%d" % fd), path)
+                        except OSError:
+                            pass
+                    self._write_check(os.path.abspath(path))
         elif event in _LIST_EVENTS:
             path = args[0] if args else None
             if isinstance(path, (str, bytes)) and self._is_history(os.fsdecode(path)) and self._candidate_frames():
