@@ -332,3 +332,41 @@ def test_tests_that_make_and_remove_temporary_trees_pass_in_the_sandbox(tmp_path
     })
     oracle, null = oracle_and_null(root, tmp_path / "home")
     assert_all_valid(oracle, null, 2)
+
+
+def test_a_reference_whose_recorded_values_move_with_the_clock_still_solves_later(tmp_path):
+    """Expected values are taken once; by the time a later candidate replays, a clock-dependent
+    reference gives other values. The reference is replayed again before anyone is blamed."""
+    import time
+
+    root = make_repo(tmp_path / "clock", {
+        "pyproject.toml": '[project]\nname = "clock"\nversion = "1.0"\n',
+        "lib.py": '''
+            import time
+
+
+            def window(x):
+                """x with the current 2-second window."""
+                now = int(time.time() // 2)
+                return (x, now)
+        ''',
+        "tests/test_lib.py": '''
+            from lib import window
+
+
+            def test_window():
+                assert window(3)[0] == 3
+        ''',
+    })
+    prep = prepare(str(root), cfg(tmp_path / "home", solver="oracle"))
+    try:
+        task = next(t for t in prep.valid if t.task_id == "lib:window")
+        first = prep.verifier.verify(task, task.reference_body)
+        assert first.solved and first.reward == 1.0
+        time.sleep(2.2)  # the window moved: the cached expected values are stale
+        later = prep.verifier.verify(task, task.reference_body)
+        assert later.solved and later.reward == 1.0, later.flags
+        wrong = prep.verifier.verify(task, "return (x + 1, int(time.time() // 2))")
+        assert not wrong.solved
+    finally:
+        prep.close()
