@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -118,12 +117,10 @@ def _one_error_line(res: subprocess.CompletedProcess) -> str:
     ("history@", "needs a git revision"),
 ])
 def test_a_bad_solver_spec_fails_in_seconds_before_any_work(tmp_path, calc_repo, spec, says):
-    start = time.monotonic()
     res = regrow_cli("run", str(calc_repo), "--solver", spec.format(tmp=tmp_path), "--python", sys.executable,
                      "--home", str(tmp_path / "h"), cwd=tmp_path)
-    assert time.monotonic() - start < 3
     assert says in _one_error_line(res)
-    assert not (tmp_path / "h").exists()  # no environment, no grok, no store
+    assert not (tmp_path / "h").exists()  # before any work: no environment, no grok, no store
 
 
 def test_a_missing_embedded_model_names_the_pip_command(tmp_path, calc_repo, monkeypatch):

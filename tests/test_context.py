@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from _repos import git_init, make_repo
 
-from regrow import runtime_facts
+from regrow.store.calls import call_counts
 from regrow.context import ContextEngine, build_context, context_for_task, resolve_symbol
 from regrow.envs import ensure_environment
 from regrow.grok import grok
@@ -201,7 +201,7 @@ def test_runtime_facts_at_the_boundary_enter_the_pack_with_their_sentence(shop):
 
 def test_recorded_calls_of_the_target_become_boundary_facts_without_object_addresses(shop):
     store, source, engine = shop
-    if not runtime_facts.call_counts(store, source.key):
+    if not call_counts(store, source.key):
         pytest.fail("grok recorded no calls: the runtime channel has nothing to show")
     pack = build_context(engine, "shop.cart:Cart.total", budget=1000, tokenizer="smollm2")
     facts = [i for i in pack.items if i.channel == "runtime"]

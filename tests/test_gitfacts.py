@@ -6,7 +6,8 @@ import subprocess
 
 from _repos import make_file, make_repo
 
-from regrow.gitfacts import collect, load_git_facts, save_git_facts, symbol_history
+from regrow.gitfacts import collect, symbol_history
+from regrow.store.gitfacts import load_git_facts, save_git_facts
 from regrow.store import Store
 
 

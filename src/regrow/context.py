@@ -39,9 +39,12 @@ from . import gitfacts, runtime_facts
 from .context_item import ContextItem
 from .errors import RegrowError
 from .graph import USE_KINDS, Definition, SymbolGraph, has_graph, is_test_definition, load_graph
-from .index import Index, load_index
+from .index import Index
 from .parse import read_source
 from .store import Store
+from .store.calls import call_counts
+from .store.gitfacts import load_git_facts
+from .store.index import load_index
 from .symbols import Symbol
 from .tokenizers import Tokenizer, resolve_tokenizer
 
@@ -231,7 +234,7 @@ class ContextEngine:
             raise RegrowError(f"no symbol graph for source {source_key}; grok it first (regrow grok SOURCE)")
         index = index or load_index(store, source_key)
         return cls(store, source_key, Path(root), index, load_graph(store, source_key),
-                   gitfacts.load_git_facts(store, source_key), runtime_facts.call_counts(store, source_key))
+                   load_git_facts(store, source_key), call_counts(store, source_key))
 
     # -- files ------------------------------------------------------------------------------
     def lines(self, path: str) -> list[str]:

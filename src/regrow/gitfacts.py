@@ -9,12 +9,10 @@ only, never the diff: in task mode the diff would show the hidden body).
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections import Counter
 from pathlib import Path
 
-from .store import Store
 
 MAX_COMMITS = 2000
 BULK_COMMIT_FILES = 40
@@ -68,18 +66,6 @@ def collect(root: Path, *, max_commits: int = MAX_COMMITS) -> dict[str, dict]:
         entry["co_changed"] = [[g, n] for g, n in pairs[:CO_CHANGED] if (root / g).is_file()]
     entry_total = {"commits_read": len(commits), "head": commits[0][0][:12] if commits else None}
     return {**dict(sorted(facts.items())), ".": entry_total}
-
-
-def save_git_facts(store: Store, source_key: str, facts: dict[str, dict]) -> None:
-    with store.write() as w:
-        w.execute("DELETE FROM git_facts WHERE source_key=?", (source_key,))
-        w.executemany("INSERT INTO git_facts VALUES (?, ?, ?)",
-                      [(source_key, subject, json.dumps(data, sort_keys=True)) for subject, data in facts.items()])
-
-
-def load_git_facts(store: Store, source_key: str) -> dict[str, dict]:
-    return {r["subject"]: json.loads(r["data"])
-            for r in store.query("SELECT subject, data FROM git_facts WHERE source_key=? ORDER BY subject", (source_key,))}
 
 
 def symbol_history(root: Path, relpath: str, start: int, end: int, *, limit: int = 5) -> list[dict]:

@@ -38,6 +38,8 @@ from typing import Iterable
 from . import pyast
 from .parse import is_test_path, read_source
 from .store import Store
+from .store.graph import has_edges, importers, replace_edges, replace_module_edges, structure_rows, use_rows
+from .store.index import file_modules
 
 USE_KINDS = ("call", "reference")  # what a body uses
 _BUILTINS = frozenset(dir(builtins))
@@ -761,11 +763,8 @@ def _rows(source_key: str, edges: Iterable[Edge]) -> list[tuple]:
 
 def save_graph(store: Store, source_key: str, facts: dict[str, FileFacts], graph: SymbolGraph) -> None:
     by_file = {path: resolve_refs(graph.table, f) for path, f in facts.items()} if graph.table else {}
-    with store.write() as w:
-        w.execute("DELETE FROM edges WHERE source_key=?", (source_key,))
-        for path, f in facts.items():
-            w.executemany("INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)",
-                          _rows(source_key, [*structure_edges(f), *by_file.get(path, [])]))
+    replace_edges(store, source_key, [row for path, f in facts.items()
+                                      for row in _rows(source_key, [*structure_edges(f), *by_file.get(path, [])])])
 
 
 def _file_of(qualname: str, modules: dict[str, str]) -> str | None:
@@ -775,11 +774,9 @@ def _file_of(qualname: str, modules: dict[str, str]) -> str | None:
 def load_table(store: Store, source_key: str) -> NameTable:
     """Rebuild the name table from the stored ``define:*``, ``bind`` and ``base`` rows."""
     table = NameTable()
-    for r in store.query("SELECT path, module FROM files WHERE source_key=? AND status='ok'", (source_key,)):
-        table.modules[r["module"]] = r["path"]
-    for r in store.query("SELECT src, dst, kind, line FROM edges WHERE source_key=? "
-                         "AND (kind LIKE 'define:%' OR kind IN ('bind', 'base')) ORDER BY src, dst, kind, line",
-                         (source_key,)):
+    for path, module in file_modules(store, source_key, ok_only=True).items():
+        table.modules[module] = path
+    for r in structure_rows(store, source_key):
         kind, src, dst = r["kind"], r["src"], r["dst"]
         if kind.startswith("define:"):
             path = _file_of(dst, table.modules)
@@ -802,14 +799,12 @@ def load_table(store: Store, source_key: str) -> NameTable:
 def load_graph(store: Store, source_key: str) -> SymbolGraph:
     table = load_table(store, source_key)
     edges = [Edge(r["src"], r["dst"], r["kind"], r["line"])
-             for r in store.query("SELECT src, dst, kind, line FROM edges WHERE source_key=? "
-                                  "AND kind NOT LIKE 'define:%' AND kind NOT IN ('bind', 'base') "
-                                  "ORDER BY src, dst, kind, line", (source_key,))]
+             for r in use_rows(store, source_key)]
     return SymbolGraph(dict(table.defs), edges, dict(table.modules), table)
 
 
 def has_graph(store: Store, source_key: str) -> bool:
-    return store.one("SELECT 1 FROM edges WHERE source_key=? LIMIT 1", (source_key,)) is not None
+    return has_edges(store, source_key)
 
 
 def regrok_files(store: Store, source_key: str, root: Path, changed: dict[str, str | None],
@@ -843,10 +838,7 @@ def regrok_files(store: Store, source_key: str, root: Path, changed: dict[str, s
     now = {f.module: f.exported() for f in new_facts.values()}
     shifted = sorted(m for m, names in old_exports.items() if names != now.get(m, frozenset()))
     if shifted:
-        importers = {r["src"] for r in store.query(
-            "SELECT DISTINCT src FROM edges WHERE source_key=? AND kind='import' AND dst IN (%s)"
-            % ",".join("?" * len(shifted)), (source_key, *shifted))}
-        for mod in sorted(importers - touched):
+        for mod in sorted(importers(store, source_key, shifted) - touched):
             rel = table.modules.get(mod)
             if rel and rel not in new_facts:
                 table.remove(mod)
@@ -855,14 +847,9 @@ def regrok_files(store: Store, source_key: str, root: Path, changed: dict[str, s
                 touched.add(mod)
                 if f.error is None:
                     table.add(f)
-    with store.write() as w:
-        for mod in sorted(touched):
-            w.execute("DELETE FROM edges WHERE source_key=? AND (src=? OR substr(src, 1, ?)=?)",
-                      (source_key, mod, len(mod) + 1, mod + ":"))
-        for f in new_facts.values():
-            if f.error is None:
-                w.executemany("INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)",
-                              _rows(source_key, [*structure_edges(f), *resolve_refs(table, f)]))
+    replace_module_edges(store, source_key, sorted(touched),
+                         [row for f in new_facts.values() if f.error is None
+                          for row in _rows(source_key, [*structure_edges(f), *resolve_refs(table, f)])])
     return sorted(new_facts)
 
 

@@ -5,7 +5,6 @@ A second grok of unchanged content reads the store and runs nothing.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -14,11 +13,14 @@ from typing import Callable
 from . import gitfacts, graph
 from .envs import Environment
 from .errors import NoTestsError
-from .index import Index, load_index, save_static, save_testmap, symbol_to_json
+from .index import Index
 from .parse import is_test_path, parse_file
 from .recorder import record_calls
 from .source import Source, iter_python_files
 from .store import Store
+from .store.gitfacts import save_git_facts
+from .store.index import copy_static, file_modules, file_statuses, load_index, save_static, save_testmap
+from .store.sources import add_source, previous_grok, update_facts
 from .suite import SuiteOptions, session_options, unusable_options
 from .testmap import run_test_map
 
@@ -26,23 +28,9 @@ Log = Callable[[str], None]
 
 
 def _upsert_source(store: Store, source: Source) -> dict:
-    row = store.one("SELECT * FROM sources WHERE source_key=?", (source.key,))
-    if row is None:
-        with store.write() as w:
-            w.execute("INSERT INTO sources(source_key, spec, name, version, root, git_rev, facts) VALUES (?,?,?,?,?,?,?)",
-                      (source.key, source.spec, source.name, source.version, str(source.root), source.git_rev,
-                       json.dumps({"import_roots": list(source.import_roots)})))
-        row = store.one("SELECT * FROM sources WHERE source_key=?", (source.key,))
-    return dict(row)
-
-
-def _update_facts(store: Store, key: str, column: str | None, **facts) -> None:
-    row = store.one("SELECT facts FROM sources WHERE source_key=?", (key,))
-    merged = {**json.loads(row["facts"]), **facts}
-    with store.write() as w:
-        w.execute("UPDATE sources SET facts=? WHERE source_key=?", (json.dumps(merged), key))
-        if column:
-            w.execute(f"UPDATE sources SET {column}=? WHERE source_key=?", (time.time(), key))
+    return add_source(store, source.key, spec=source.spec, name=source.name, version=source.version,
+                      root=str(source.root), git_rev=source.git_rev,
+                      facts={"import_roots": list(source.import_roots)})
 
 
 def grok_static(source: Source) -> tuple[dict, dict, list]:
@@ -67,30 +55,18 @@ def _grok_changed_files(store: Store, source: Source, hashes: dict[str, str]) ->
 
     Returns the changed files, or None when there is nothing to start from (or too much changed).
     """
-    prev = store.one("SELECT source_key, facts FROM sources WHERE root=? AND source_key!=? AND static_done IS NOT NULL "
-                     "ORDER BY static_done DESC LIMIT 1", (str(source.root), source.key))
-    old = json.loads(prev["facts"]).get("file_hashes") if prev else None
-    if not old or not graph.has_graph(store, prev["source_key"]):
+    prev = previous_grok(store, str(source.root), source.key)
+    old = prev[1].get("file_hashes") if prev else None
+    if not old or not graph.has_graph(store, prev[0]):
         return None
     changed = sorted(p for p in set(old) | set(hashes) if old.get(p) != hashes.get(p))
     if len(changed) > max(20, len(hashes) // 10):
         return None
-    prev_key, key = prev["source_key"], source.key
+    prev_key, key = prev[0], source.key
     parsed = {rel: parse_file(source.root, rel, source.import_roots) for rel in changed if rel in hashes}
-    old_modules = {r["path"]: r["module"] for r in store.query(
-        "SELECT path, module FROM files WHERE source_key=?", (prev_key,)) if r["path"] in set(changed)}
-    with store.write() as w:
-        for table, cols in (("files", "path, module, status"), ("symbols", "qualname, path, data"),
-                            ("edges", "src, dst, kind, line")):
-            w.execute(f"DELETE FROM {table} WHERE source_key=?", (key,))
-            w.execute(f"INSERT INTO {table} SELECT ?, {cols} FROM {table} WHERE source_key=?", (key, prev_key))
-        for rel in changed:
-            w.execute("DELETE FROM files WHERE source_key=? AND path=?", (key, rel))
-            w.execute("DELETE FROM symbols WHERE source_key=? AND path=?", (key, rel))
-        for rel, p in parsed.items():
-            w.execute("INSERT INTO files VALUES (?, ?, ?, ?)", (key, rel, p.module, p.error or "ok"))
-            w.executemany("INSERT OR REPLACE INTO symbols VALUES (?, ?, ?, ?)",
-                          [(key, s.qualname, s.path, symbol_to_json(s)) for s in p.symbols])
+    old_modules = {p: m for p, m in file_modules(store, prev_key).items() if p in set(changed)}
+    copy_static(store, key, prev_key, changed,
+                {rel: (p.module, p.error or "ok", p.symbols) for rel, p in parsed.items()})
     graph.regrok_files(store, key, source.root,
                        {rel: (parsed[rel].module if rel in parsed and parsed[rel].error is None else None)
                         for rel in changed}, old_modules)
@@ -115,18 +91,17 @@ def grok_static_part(store: Store, source: Source, row: dict | None = None, *, f
             skipped = sum(1 for s in files.values() if s != "ok")
             log(f"parsed {len(files)} files ({skipped} skipped), {len(symbols)} functions")
         else:
-            skipped = store.one("SELECT COUNT(*) FROM files WHERE source_key=? AND status!='ok'", (source.key,))[0]
-            files = {r[0]: r[1] for r in store.query("SELECT path, status FROM files WHERE source_key=?", (source.key,))}
+            files = file_statuses(store, source.key)
+            skipped = sum(1 for s in files.values() if s != "ok")
             log(f"re-parsed {len(changed)} changed files")
         if source.git_rev:
-            gitfacts.save_git_facts(store, source.key, gitfacts.collect(source.root))
-        _update_facts(store, source.key, "static_done", static_seconds=time.perf_counter() - start,
+            save_git_facts(store, source.key, gitfacts.collect(source.root))
+        update_facts(store, source.key, "static_done", static_seconds=time.perf_counter() - start,
                       n_files=len(files), n_skipped_files=skipped, file_hashes=hashes,
                       static_changed_files=None if changed is None else len(changed))
     elif not graph.has_graph(store, source.key):  # grokked before the graph existed
         graph.grok_graph(store, source.key, source.root,
-                         {r["path"]: r["module"] for r in store.query(
-                             "SELECT path, module FROM files WHERE source_key=? AND status='ok'", (source.key,))})
+                         file_modules(store, source.key, ok_only=True))
 
 
 def fallback_test_files(files: dict) -> tuple[str, ...]:
@@ -315,7 +290,7 @@ def grok(source: Source, env: Environment, store: Store, *, timeout: float = 180
             log(f"{len(renamed)} parametrized test id{'s' if len(renamed) != 1 else ''} changed between two runs "
                 f"(e.g. {renamed[0]}): selected by position instead")
         save_testmap(store, source.key, tests, coverage)
-        _update_facts(store, source.key, "testmap_done", testmap_seconds=seconds, n_tests=len(tests),
+        update_facts(store, source.key, "testmap_done", testmap_seconds=seconds, n_tests=len(tests),
                       n_tests_passed=passed, collect_errors=len(tmap.outcome.collect_errors),
                       uncollected=uncollected, unstable_ids=renamed, pytest_options=options.to_json(),
                       suite_timed_out=tmap.outcome.timed_out, recorded_calls=rec.calls,

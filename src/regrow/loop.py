@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from .solvers.base import Completion, Solver, SolveRequest, Turn
+from .attempt import Attempt
 from .store import Store
+from .store.runs import chain_rows, save_attempt
 from .task import Task
 from .verdict import MALFORMED, Verdict
 from .verify import Verifier
@@ -115,9 +117,7 @@ def run_chain(run_id: str, task: Task, sample: int, *, solver: Solver, verifier:
               verify_slots: threading.Semaphore | None = None) -> ChainResult:
     """Run (or resume) one chain. Model calls and verifications take a slot from their own
     semaphores, so a run's model time and verification time overlap across chains."""
-    rows = {r["turn"]: r for r in store.query(
-        "SELECT turn, solved, attempt, verdict FROM attempts WHERE run_id=? AND task_id=? AND sample=? ORDER BY turn",
-        (run_id, task.task_id, sample))}
+    rows = {r["turn"]: r for r in chain_rows(store, run_id, task.task_id, sample)}
     history: list[Turn] = []
     resumed = 0
     model_s = verify_s = 0.0
@@ -133,8 +133,8 @@ def run_chain(run_id: str, task: Task, sample: int, *, solver: Solver, verifier:
             if row["solved"]:
                 budget.spend(0, True)
                 return result(turn + 1, True)
-            attempt = json.loads(row["attempt"])
-            history.append(Turn(attempt.get("completion", ""), json.loads(row["verdict"]).get("feedback", "")))
+            attempt = Attempt.from_json(row["attempt"])
+            history.append(Turn(attempt.completion, json.loads(row["verdict"]).get("feedback", "")))
             continue
         why = budget.why_stop()
         if why:
@@ -153,17 +153,13 @@ def run_chain(run_id: str, task: Task, sample: int, *, solver: Solver, verifier:
             t_verify = time.perf_counter()
             verdict = verifier.verify(task, body, malformed=why)
             verify_s += time.perf_counter() - t_verify
-        attempt = {
-            "solver": solver.name, "completion": completion.text, "body": body, "malformed": why if body is None else "",
-            "tokens_in": completion.tokens_in, "tokens_out": completion.tokens_out, "latency": completion.latency,
-            "cost": completion.cost, "meta": completion.meta, "cached": cached, "context": ctx,
-            "history": [[t.completion, t.feedback] for t in history],
-            "wall": time.perf_counter() - start,
-        }
-        with store.write() as w:
-            w.execute("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (run_id, task.task_id, sample, turn, time.time(), verdict.status, int(verdict.solved),
-                       json.dumps(attempt, default=str), _verdict_json(verdict)))
+        attempt = Attempt(
+            solver=solver.name, completion=completion.text, body=body, malformed=why if body is None else "",
+            tokens_in=completion.tokens_in, tokens_out=completion.tokens_out, latency=completion.latency,
+            cost=completion.cost, meta=completion.meta, cached=cached, context=ctx,
+            history=tuple((t.completion, t.feedback) for t in history), wall=time.perf_counter() - start)
+        save_attempt(store, run_id, task.task_id, sample, turn, status=verdict.status, solved=verdict.solved,
+                     attempt_json=attempt.to_json(), verdict_json=_verdict_json(verdict))
         budget.spend(0 if cached else completion.tokens_out, verdict.solved)
         if verdict.solved:
             return result(turn + 1, True)

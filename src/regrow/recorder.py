@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .sandbox import Job, LocalSandbox, Outcome, Sandbox
 from .store import Store
+from .store.calls import call_args, replace_calls
 from .workspace import private_copy, remove_tree, scratch_dir
 
 
@@ -55,9 +56,7 @@ def record_calls(root: Path, python: Path, import_roots: tuple[str, ...], store:
                   env={"REGROW_RECORD": str(out), "REGROW_RECORD_ROOTS": os.pathsep.join(sources)})
         outcome = sandbox.run(job)
         rows = list(_rows(out, source_key, qualnames))
-        with store.write() as w:
-            w.execute("DELETE FROM calls WHERE source_key=?", (source_key,))
-            w.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        replace_calls(store, source_key, rows)
         return Recording(len(rows), len({r[1] for r in rows}), outcome)
     finally:
         remove_tree(tmp)
@@ -92,6 +91,4 @@ class CallLog:
 
     def cases(self, qualname: str) -> list[str]:
         """Pickled argument sets (base64) of ``qualname``'s recorded calls, in recording order."""
-        rows = self.store.query("SELECT args FROM calls WHERE source_key=? AND qualname=? AND args IS NOT NULL "
-                                "ORDER BY seq", (self.source_key, qualname))
-        return [r["args"] for r in rows]
+        return call_args(self.store, self.source_key, qualname)

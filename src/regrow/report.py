@@ -13,6 +13,7 @@ from .errors import RegrowError
 from .hollow import HollowConfig
 from .scores import edit_scores, pass_at_k
 from .store import Store
+from .store.runs import attempt_rows, list_runs, run_row
 from .tasks import load_tasks, summarize
 
 
@@ -67,14 +68,8 @@ def _percentile(xs: list[float], q: float) -> float | None:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def list_runs(store: Store) -> list[dict]:
-    return [dict(r) for r in store.query(
-        "SELECT r.run_id, r.created, r.finished, r.solver, r.spec, "
-        "(SELECT COUNT(*) FROM attempts a WHERE a.run_id=r.run_id) AS attempts FROM runs r ORDER BY r.created")]
-
-
 def build_report(store: Store, run_id: str) -> RunReport:
-    run = store.one("SELECT * FROM runs WHERE run_id=?", (run_id,))
+    run = run_row(store, run_id)
     if run is None:
         known = ", ".join(r["run_id"] for r in list_runs(store)[-5:]) or "none yet"
         raise UnknownRunError(f"no run {run_id!r} in {store.path}; recent runs: {known}")
@@ -84,8 +79,7 @@ def build_report(store: Store, run_id: str) -> RunReport:
     hollow_key = HollowConfig(min_statements=int(config.get("min_statements", 2))).key()
     tasks, excluded = load_tasks(store, run["source_key"], hollow_key)
     by_id = {t.task_id: t for t in tasks}
-    rows = store.query("SELECT task_id, sample, turn, status, solved, attempt, verdict FROM attempts "
-                       "WHERE run_id=? ORDER BY task_id, sample, turn", (run_id,))
+    rows = attempt_rows(store, run_id)
     chains: dict[tuple[str, int], list] = {}
     statuses: dict[str, int] = {}
     durations, tokens_in, tokens_out, cost = [], 0, 0, 0.0

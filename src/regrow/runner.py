@@ -27,6 +27,7 @@ from .sandbox import kill_active
 from .solvers import check_spec, is_model, make_solver
 from .source import Source, resolve_source
 from .store import Store
+from .store.runs import create_run, finish_run, has_run
 from .suite import SuiteOptions, session_options
 from .task import Task
 from .tasks import Exclusion, build_tasks
@@ -136,17 +137,14 @@ def _run_prepared(prep: Prepared, spec: str, config: RunConfig, hooks: Hooks) ->
     # A model solver's identity includes its resolved options (sampling, budgets): other options, other run.
     run_id = config.run_id or run_key(prep.source, config, solver.identity)
     store = prep.store
-    if store.one("SELECT 1 FROM runs WHERE run_id=?", (run_id,)) is None:
-        with store.write() as w:
-            w.execute("INSERT INTO runs(run_id, created, source_key, spec, solver, config) VALUES (?,?,?,?,?,?)",
-                      (run_id, time.time(), prep.source.key, spec, config.solver,
-                       json.dumps({**config.model_dump(mode="json"), "task_ids": [t.task_id for t in chosen],
-                                   "timings": prep.timings})))
+    if not has_run(store, run_id):
+        create_run(store, run_id, source_key=prep.source.key, spec=spec, solver=config.solver,
+                   config_json=json.dumps({**config.model_dump(mode="json"), "task_ids": [t.task_id for t in chosen],
+                                           "timings": prep.timings}))
     else:
         hooks.log(f"resuming run {run_id}")
     stats = solve(prep, chosen, solver, run_id, config, hooks)
-    with store.write() as w:
-        w.execute("UPDATE runs SET finished=? WHERE run_id=?", (time.time(), run_id))
+    finish_run(store, run_id)
     hooks.log(f"wall {stats['wall']:.1f}s: model {stats['model']:.1f}s, verification {stats['verify']:.1f}s "
               f"(summed over chains)")
     return run_id

@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .store import Store
+from .store.calls import call_facts
 
 EXAMPLES = 3
 RECEIVERS = ("self", "cls")  # the method's own object says nothing about its inputs
@@ -128,8 +129,7 @@ def _reprs(summary: str | None) -> tuple[dict[str, str], str | None]:
 
 
 def summarize(store: Store, source_key: str, qualname: str) -> RuntimeSummary | None:
-    rows = store.query("SELECT test_id, arg_types, return_type, exception, summary FROM calls "
-                       "WHERE source_key=? AND qualname=? ORDER BY seq", (source_key, qualname))
+    rows = call_facts(store, source_key, qualname)
     if not rows:
         return None
     params: dict[str, ValueSummary] = {}
@@ -154,8 +154,4 @@ def summarize(store: Store, source_key: str, qualname: str) -> RuntimeSummary | 
     return RuntimeSummary(qualname, len(rows), len(tests), params, result, exceptions)
 
 
-def call_counts(store: Store, source_key: str) -> dict[str, int]:
-    """{qualname: recorded calls} for every function with rows (empty until grok records calls)."""
-    return {r["qualname"]: r["n"] for r in store.query(
-        "SELECT qualname, COUNT(*) AS n FROM calls WHERE source_key=? GROUP BY qualname ORDER BY qualname",
-        (source_key,))}
+

@@ -15,6 +15,7 @@ from .index import Index
 from .parse import read_source
 from .source import Source
 from .store import Store
+from .store.tasks import save_task_rows, task_rows
 from .task import EXCLUDED, FLAKY, PENDING, REFERENCE_FAILS, UNSUPPORTED, UNTESTED, VALID, Task, task_from_json, task_to_json
 from .verdict import MISSING, PASSED
 from .verify import Verifier
@@ -57,20 +58,18 @@ def plan_tasks(source: Source, index: Index, cfg: HollowConfig) -> tuple[list[Ta
 
 def load_tasks(store: Store, source_key: str, hollow_key: str) -> tuple[list[Task], list[Exclusion]]:
     tasks, excluded = [], []
-    for r in store.query("SELECT task_id, status, reason, data FROM tasks WHERE source_key=? AND hollow_key=? ORDER BY task_id",
-                         (source_key, hollow_key)):
-        if r["data"] == "{}":
-            excluded.append(Exclusion(r["task_id"], r["status"], r["reason"]))
+    for task_id, status, reason, data in task_rows(store, source_key, hollow_key):
+        if data == "{}":
+            excluded.append(Exclusion(task_id, status, reason))
         else:
-            tasks.append(task_from_json(r["data"]))
+            tasks.append(task_from_json(data))
     return tasks, excluded
 
 
 def _save(store: Store, source_key: str, hollow_key: str, tasks=(), excluded=()) -> None:
-    with store.write() as w:
-        w.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?)",
-                      [(source_key, hollow_key, t.task_id, t.status, t.reason, task_to_json(t)) for t in tasks]
-                      + [(source_key, hollow_key, e.task_id, e.status, e.reason, "{}") for e in excluded])
+    save_task_rows(store, source_key, hollow_key,
+                   [(t.task_id, t.status, t.reason, task_to_json(t)) for t in tasks]
+                   + [(e.task_id, e.status, e.reason, "{}") for e in excluded])
 
 
 VALIDATION = 2  # bump when validation changes: stored rejections of an older one are examined again

@@ -2,7 +2,9 @@
 
 One database file (``<home>/regrow.sqlite``) in WAL mode, so a crash or Ctrl-C loses at
 most the attempt being verified, and readers (report, compare) never block the writer.
-The schema is versioned; a database of another version raises `StoreError` naming both.
+The schema is versioned. A store of an older version is upgraded in place when it is opened
+(`MIGRATIONS`, one list of statements per step, run in one transaction); a store of a newer
+version raises `StoreError` naming both versions.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import StoreError
+from ..errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Every table is keyed by the source's content key, so an unchanged source is found again
 # and a changed one is grokked anew.
@@ -99,6 +101,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     solved INTEGER NOT NULL,
     attempt TEXT NOT NULL,      -- JSON: messages, completion, body, tokens, latency
     verdict TEXT NOT NULL,      -- JSON of the Verdict
+    format TEXT NOT NULL DEFAULT 'regrow-attempt/1',  -- the format tag of the `attempt` JSON
     PRIMARY KEY (run_id, task_id, sample, turn)
 );
 -- Calls into each function recorded while the tests ran on the reference (grok):
@@ -140,6 +143,11 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 """
 
+# MIGRATIONS[v]: the statements that take a store of version v to version v + 1.
+MIGRATIONS: dict[int, list[str]] = {
+    1: ["ALTER TABLE attempts ADD COLUMN format TEXT NOT NULL DEFAULT 'regrow-attempt/1'"],
+}
+
 
 class Store:
     """Owns one SQLite connection per thread to ``path``."""
@@ -177,15 +185,33 @@ class Store:
             row = None
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a regrow store: {exc}") from exc
-        if row is not None and int(row[0]) != SCHEMA_VERSION:
+        version = int(row[0]) if row is not None else None
+        if version is not None and version > SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path} has schema version {row[0]}, this regrow reads version {SCHEMA_VERSION}; "
-                "move the file away or use a matching regrow"
+                f"{self.path} has schema version {version}, this regrow reads version {SCHEMA_VERSION} and older; "
+                "use a newer regrow, or move the file away"
             )
         with self._lock:
+            if version is not None and version < SCHEMA_VERSION:
+                self._migrate(con, version)
             # executescript commits on its own; every statement is idempotent (IF NOT EXISTS).
             con.executescript(SCHEMA)
             con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _migrate(self, con: sqlite3.Connection, version: int) -> None:
+        """Upgrade a store of ``version`` to `SCHEMA_VERSION`, every step in one transaction."""
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    con.execute(statement)
+            con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+        except BaseException as exc:
+            con.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"could not upgrade {self.path} from schema version {version}: {exc}") from exc
+            raise
+        con.execute("COMMIT")
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
