@@ -25,8 +25,21 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The embedded model (SmolLM2-135M on CPU, continuing the file from each signature) on
+# DEMO_TASKS tasks, then the null and retrieval baselines on the same tasks (the seed picks them),
+# and the three runs side by side. One turn and a short prompt keep it to a few minutes after set-up.
+DEMO_TASKS ?= 10
+DEMO_RUN    = $(BIN)/regrow run $(DEMO_SOURCE) --tasks $(DEMO_TASKS) --samples 1 --turns 1 --home $(DEMO_HOME)
+# The latest run of each of the three solvers on DEMO_SOURCE, in that order.
+DEMO_IDS    = $(BIN)/regrow runs --home $(DEMO_HOME) --json | $(BIN)/python -c 'import json, sys; \
+  runs = [r for r in json.load(sys.stdin) if r["spec"] == "$(DEMO_SOURCE)"]; \
+  print(*[[r["run_id"] for r in runs if r["solver"] == s][-1] for s in ("local:smollm2", "null", "retrieval")])'
+
 demo: $(STAMP)
-	$(BIN)/regrow run $(DEMO_SOURCE) --tasks 20 --samples 1 --turns 2 --home $(DEMO_HOME)
+	$(DEMO_RUN)
+	$(DEMO_RUN) --solver null
+	$(DEMO_RUN) --solver retrieval
+	$(BIN)/regrow compare --home $(DEMO_HOME) $$($(DEMO_IDS))
 
 demo-oracle: $(STAMP)
 	$(BIN)/regrow run $(DEMO_SOURCE) --solver oracle --home $(DEMO_HOME)

@@ -14,6 +14,7 @@ from regrow.extract import (
     NO_CODE,
     OTHER_CODE,
     SYNTAX,
+    complete_prefix,
     extract_body,
     splice_body,
 )
@@ -291,3 +292,36 @@ def test_a_file_with_lambdas_still_finds_the_target():
     src = "f = lambda x: x + 1\n\n\ndef g(x):\n    y = f(x)\n    return y\n"
     task = make_task(src, "g")
     assert extract_body("```python\ndef g(x):\n    return f(x)\n```", task).body == "return f(x)"
+
+
+def test_complete_prefix_drops_the_unfinished_tail_only():
+    assert complete_prefix("x = 1\ny = x +") == "x = 1"
+    assert complete_prefix("x = 1\nreturn x\n") == "x = 1\nreturn x"
+    # the last line may look whole but was cut mid-token: it goes unless a newline followed it
+    assert complete_prefix("x = 1\nreturn x") == "x = 1"
+    assert complete_prefix("for a in b:\n    c(a)\nif c:\n    d = (1,\n") == "for a in b:\n    c(a)"
+    assert complete_prefix('s = """open\nstill open') == ""
+    assert complete_prefix("# a comment\nreturn (") == ""
+    assert complete_prefix("") == ""
+
+
+def test_complete_prefix_result_is_a_body_that_compiles_in_place():
+    truncated = "total = a + b\nfor i in range(3):\n    total += i\nreturn total * sc"
+    body = complete_prefix(truncated)
+    assert body == "total = a + b\nfor i in range(3):\n    total += i"
+    found = extract_body(body, ADD)
+    assert found.ok
+    compile(splice_body(ADD, found.body), "mod.py", "exec")
+
+
+def test_bare_indented_code_that_does_not_parse_is_not_cut_down_to_a_fragment():
+    # a continuation of the file is code throughout: a broken line is reported, not dropped
+    broken_head = "\n    if a and\n        b:\n        return a\n    return a + b\n"
+    found = extract_body(broken_head, ADD)
+    assert found.body is None and found.kind == SYNTAX and "does not parse" in found.error
+    broken_tail = "\n    total = a + b\n    if total:\n        return total +\n    return total\n"
+    found = extract_body(broken_tail, ADD)
+    assert found.body is None and found.kind == SYNTAX
+    # chatter (unindented prose) around bare code is still cut off
+    found = extract_body("Here it is:\n    total = a + b\n    return total * scale\nThat is all.", ADD)
+    assert found.body == "total = a + b\nreturn total * scale"

@@ -9,9 +9,11 @@ import threading
 import pytest
 
 from regrow.errors import ConfigError, SolverError
+from regrow.extract import splice_body
 from regrow.solvers.base import SolveRequest, Turn
 from regrow.solvers.local import LocalSolver, find_smollm2, resolve_model
 from regrow.solvers.options import SolverOptions
+from conftest import CALC_FILES, CALC_VALID
 from test_extract import make_task
 
 TINY = make_task('''
@@ -43,7 +45,8 @@ def smollm2() -> LocalSolver:
 def test_smollm2_generates_real_tokens_for_a_tiny_task(smollm2):
     [completion] = smollm2.propose(SolveRequest(task=TINY, seed=3))
     assert completion.text.strip()
-    assert completion.tokens_out > 0 and completion.tokens_in > 50
+    # completion mode (the local default): the prompt is the file up to the docstring
+    assert completion.tokens_out > 0 and completion.tokens_in > 15 and completion.meta["mode"] == "completion"
     assert completion.latency > 0
     meta = completion.meta
     assert meta["backend"] == "llama.cpp" and meta["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -73,22 +76,88 @@ def test_the_model_is_loaded_once_and_shared_by_threads(smollm2):
 def test_later_turns_and_completion_mode_run_too():
     require_llama_cpp()
     history = (Turn("```python\nreturn x\n```", "FAILED test_double: assert 2 == 4"),)
-    chat = LocalSolver(path="smollm2", options=SolverOptions(max_tokens=16))
+    chat = LocalSolver(path="smollm2", options=SolverOptions(max_tokens=16, mode="chat"))
     [c] = chat.propose(SolveRequest(task=TINY, turn=1, history=history))
-    assert c.tokens_out > 0 and c.meta["history_dropped"] == 0
+    assert c.tokens_out > 0 and c.meta["history_dropped"] == 0 and c.meta["mode"] == "chat"
+    assert c.tokens_in > 50 and c.body is None  # chat answers are extracted by the loop
+    base = LocalSolver(path="smollm2", options=SolverOptions(max_tokens=16))
+    [c] = base.propose(SolveRequest(task=TINY, turn=1, history=history))
+    assert "# FAILED test_double: assert 2 == 4" in c.meta["prompt"]  # feedback as comments
     base = LocalSolver(path="smollm2", options=SolverOptions(max_tokens=16, mode="completion"))
     [c] = base.propose(SolveRequest(task=TINY))
     assert c.meta["mode"] == "completion" and c.tokens_out > 0
+
+
+def calc_tasks():
+    """The calc fixture's valid tasks, hollowed from its files (``scale`` has overloads before
+    it, which `make_task` cannot tell apart, so it is left out)."""
+    import textwrap
+
+    tasks = []
+    for qualname in sorted(CALC_VALID - {"calc.shapes:scale"}):
+        module, local = qualname.split(":")
+        path = module.replace(".", "/") + ".py"
+        source = textwrap.dedent(CALC_FILES[path]).lstrip("\n")
+        tasks.append(make_task(source, local, module=module, path=path))
+    return tasks
+
+
+@pytest.mark.model
+def test_the_default_local_mode_continues_the_file_and_its_answers_are_well_formed(calc_repo):
+    require_llama_cpp()
+    solver = LocalSolver(path="smollm2")
+    assert solver.options.mode == "completion" and solver.options.max_tokens <= 256
+    tasks = calc_tasks()
+    well_formed = []
+    for task in tasks:
+        [c] = solver.propose(SolveRequest(task=task, source_root=str(calc_repo)))
+        assert c.meta["mode"] == "completion" and c.tokens_out > 0
+        prompt = c.meta["prompt"]
+        assert prompt.rstrip().endswith(task.hollowed_file.splitlines()[task.stub_end - 2].strip()) \
+            and "raise NotImplementedError" not in prompt
+        if c.body is not None:
+            # what comes back is a body that compiles in place of the stub, nothing else
+            compile(splice_body(task, c.body), task.path, "exec", dont_inherit=True)
+            well_formed.append(task.task_id)
+    assert len(well_formed) * 2 > len(tasks), f"well-formed: {well_formed} of {[t.task_id for t in tasks]}"
+
+
+@pytest.mark.model
+def test_a_continuation_stops_where_the_function_ends():
+    require_llama_cpp()
+    source = """
+def first(xs):
+    \"\"\"Sum of the squares of xs.\"\"\"
+    total = 0
+    for x in xs:
+        total += x * x
+    return total
+
+
+def second(xs):
+    \"\"\"The largest of xs.\"\"\"
+    return max(xs)
+"""
+    task = make_task(source, "first")
+    solver = LocalSolver(path="smollm2", options=SolverOptions(temperature=0.0, max_tokens=200))
+    [c] = solver.propose(SolveRequest(task=task))
+    # the dedent stops end generation at the first line back at column 0: no neighbour restated
+    assert not any(line[:1].strip() for line in c.text.split("\n")), c.text
+    assert c.meta["finish_reason"] == "stop" or c.meta["truncated"]
 
 
 @pytest.mark.model
 def test_a_prompt_that_cannot_fit_the_context_window_is_a_solver_error():
     require_llama_cpp()
     body = "\n".join(f"    v{i} = {i}" for i in range(400))
-    big = make_task(f'def big(x):\n    """Big."""\n{body}\n    return x\n', "big")
-    tight = LocalSolver(path="smollm2", options=SolverOptions(n_ctx=256, file_budget=2000))
-    with pytest.raises(SolverError, match="raise n_ctx"):
-        tight.propose(SolveRequest(task=big))
+    # the long function comes before the target, so the completion prompt (the file up to the
+    # target's docstring) holds it as well as the chat one
+    big = make_task(f'def before(x):\n{body}\n    return x\n\n\ndef big(x):\n    """Big."""\n    y = x\n    return y\n',
+                    "big")
+    for mode in ("completion", "chat"):
+        tight = LocalSolver(path="smollm2", options=SolverOptions(n_ctx=256, file_budget=2000, mode=mode))
+        with pytest.raises(SolverError, match="raise n_ctx"):
+            tight.propose(SolveRequest(task=big))
 
 
 def test_the_smollm2_alias_resolves_to_the_gguf_in_the_pip_package():

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from regrow.prompt import (STUB_MARK, ApproxTokenizer, Tokenizer, build_messages,
-                           completion_stops, cut_continuation, default_context, file_view,
-                           render_completion_prompt)
+                           body_grammar, completion_stops, continuation_body, continuation_extraction, cut_continuation,
+                           dedent_stops,
+                           default_context, file_view, render_completion_prompt)
 from regrow.solvers.base import Turn
 from test_extract import ADD, COUNT, make_task
 
@@ -254,3 +255,68 @@ def test_the_window_around_a_method_keeps_its_class_header(vocab):
     assert view.text.startswith("class Big:\n")
     assert "    def target(self, x):" in view.text and "def m149(self):" in view.text
     assert "def m0(self)" not in view.text
+
+
+def test_a_completion_prompt_without_its_final_newline_ends_on_the_docstring_line():
+    prompt = render_completion_prompt(ADD, final_newline=False)
+    assert prompt == render_completion_prompt(ADD)[:-1]
+    assert prompt.splitlines()[-1].strip().startswith('"""') and not prompt.endswith("\n")
+    assert "raise NotImplementedError" not in prompt
+
+
+def test_dedent_stops_end_a_continuation_at_the_def_level_or_less():
+    top = dedent_stops(ADD)  # a module-level def: any line at column 0 ends it
+    assert {"\nd", "\nc", "\n@", "\ni", "\n#", "\np", "\n)"} <= set(top)
+    assert not any(s.startswith("\n ") for s in top) and "\n" not in top
+    method = dedent_stops(COUNT)  # a method (def at 4 spaces): 0 to 4 spaces, then a character
+    assert {"\n    d", "\n    @", "\n  r", "\nc", "\nd"} <= set(method)
+    assert not any(s.startswith("\n     ") for s in method)  # the body's own lines never stop it
+    body = "\n        for w in words:\n            pass\n        return self.seen"
+    assert not any(s in body for s in method)
+    assert any(s in body + "\n    def other(self):" for s in method)
+    assert any(s in body + "\nprint(1)" for s in method)
+
+
+def test_a_continuation_starting_with_its_newline_gives_the_body():
+    text = "\n        for w in words:\n            self.seen[w] = 1\n        return self.seen"
+    assert continuation_body(text, COUNT) == "for w in words:\n    self.seen[w] = 1\nreturn self.seen"
+
+
+def test_a_continuation_cut_at_the_token_limit_keeps_its_complete_statements():
+    text = "\n        for w in words:\n            self.seen[w] = 1\n        return self.seen.get(w,"
+    assert continuation_body(text, COUNT) is None  # stopped there by a stop sequence: broken as it stands
+    assert continuation_body(text, COUNT, truncated=True) == "for w in words:\n    self.seen[w] = 1"
+    # an unfinished string literal goes with its line, and so does the block it opened
+    text = '\n    total = a + b\n    if total:\n        msg = "the sum is'
+    assert continuation_body(text, ADD, truncated=True) == "total = a + b"
+
+
+def test_a_truncated_continuation_with_nothing_complete_stays_unusable():
+    assert continuation_body("\n    return (a +", ADD, truncated=True) is None
+    assert continuation_body("\n    # add them", ADD, truncated=True) is None
+    assert continuation_body("\n    ", ADD, truncated=True) is None
+    assert continuation_body("", ADD) is None
+
+
+def test_a_continuation_that_does_not_parse_is_malformed_not_cut_down_to_a_fragment():
+    # a chat answer's chatter may be dropped; a continuation is code throughout, so a broken
+    # line is not dropped to make the rest parse
+    text = "\n    if a and\n        b:\n        return a\n    return a + b"
+    found = continuation_extraction(text, ADD)
+    assert found.body is None and found.kind == "syntax" and "does not parse" in found.error
+    assert continuation_extraction(text, ADD, truncated=True).body is None
+    found = continuation_extraction("", ADD)
+    assert found.body is None and found.kind == "no_code"
+    docstring_only = '\n    """Add them."""\n'
+    assert continuation_extraction(docstring_only, ADD).kind == "empty"
+
+
+def test_the_body_grammar_starts_a_statement_at_the_body_indentation():
+    import re
+
+    method = body_grammar(COUNT)
+    assert method.startswith('root ::= nl+ "        " first rest\n')  # the method body: 8 spaces
+    assert body_grammar(ADD).startswith('root ::= nl+ "    " first rest\n')
+    first = re.search(r"^first ::= \[\^(.*)\]$", method, re.M).group(1)
+    assert all(ch in first for ch in ('"', "'", "#", " "))  # no string, comment or deeper indent first
+    assert "rest ::= [^\\x00]*" in method  # after the first character: anything, until a stop

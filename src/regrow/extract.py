@@ -88,6 +88,8 @@ def extract_body(text: str, task: Task) -> Extraction:
         bare = False
     else:
         span = _bare_code(text)
+        if span is None and any(_is_indented(line) for line in text.split("\n")):
+            span = text  # indented code that does not parse: say so, rather than "no code"
         sources = [span] if span is not None else []
         bare = True
     candidates = [_analyze(src, target, task, bare=bare) for src in sources if src.strip()]
@@ -102,6 +104,32 @@ def extract_body(text: str, task: Task) -> Extraction:
 
 
 splice_body = splice  # the hollowed file with a body in place of the stub (see hollow.splice)
+
+
+def parses_whole(code: str) -> bool:
+    """Whether ``code`` parses as a whole (after the indentation clean-up of `extract_body`)."""
+    return _load(code) is not None
+
+
+def syntax_error(code: str) -> Extraction:
+    """The rejection of code that does not parse, naming the line."""
+    return _syntax_error(_prepare(code))
+
+
+def complete_prefix(code: str) -> str:
+    """``code`` (a body cut off mid-way, e.g. at a token limit) back to its last complete
+    statement: the unfinished last line goes (unless ``code`` ends with a newline), then lines
+    from the end until the rest parses as a whole. "" when no statement is complete: an answer
+    with nothing finished stays unusable (no ``pass`` is made up)."""
+    lines = code.replace("\r\n", "\n").split("\n")
+    if lines and lines[-1].strip():
+        lines.pop()
+    while lines:
+        last = lines[-1].strip()
+        if last and not last.startswith("#") and _load("\n".join(lines)) is not None:
+            return "\n".join(lines)
+        lines.pop()
+    return ""
 
 
 # --- finding code in the text -------------------------------------------------------------
@@ -169,6 +197,9 @@ def _is_prose(line: str) -> bool:
 
 
 def _longest_parsing_span(lines: list[str], lo: int, hi: int, budget: list[int]) -> tuple[int, int] | None:
+    """The longest span of ``lines[lo:hi]`` that parses. Only unindented lines (chatter, which is
+    never indented) may be cut off its ends: an indented line is code, and code that does not
+    parse is not made to by dropping it (the answer is then reported as not parsing)."""
     for i in range(lo, hi):
         if not lines[i].strip():
             continue
@@ -180,7 +211,15 @@ def _longest_parsing_span(lines: list[str], lo: int, hi: int, budget: list[int])
             budget[0] -= 1
             if _load("\n".join(lines[i:j])) is not None:
                 return i, j
+            if _is_indented(lines[j - 1]):
+                break
+        if _is_indented(lines[i]):
+            return None
     return None
+
+
+def _is_indented(line: str) -> bool:
+    return bool(line.strip()) and line[:1] in (" ", "\t")
 
 
 def _prepare(code: str) -> str:

@@ -254,9 +254,13 @@ def render_messages(messages: list[dict] | tuple[dict, ...]) -> str:
 
 def render_completion_prompt(task: Task, *, context: str = "", history: tuple[Turn, ...] = (),
                              tokenizer: Tokenizer | None = None,
-                             file_budget: int = DEFAULT_FILE_BUDGET) -> str:
+                             file_budget: int = DEFAULT_FILE_BUDGET, final_newline: bool = True) -> str:
     """A text prompt a base model continues with the body: the context and earlier feedback
-    as comments, then the file up to the end of the target's docstring."""
+    as comments, then the file up to the end of the target's docstring (the ``def`` line
+    when there is none). Without ``final_newline`` the prompt stops right after that line, so
+    the model writes the newline and the body's indentation itself (whole tokens, as in the
+    code it was trained on), and a first line it starts at the def's level meets the stops of
+    `dedent_stops` too."""
     view = file_view(task, tokenizer=tokenizer, budget=file_budget)
     lines = view.text.split("\n")
     cut = next(i for i, line in enumerate(lines) if line.endswith(STUB_MARK))
@@ -267,7 +271,7 @@ def render_completion_prompt(task: Task, *, context: str = "", history: tuple[Tu
     for i, turn in enumerate(history, 1):
         header += [f"# Attempt {i} at the body of {task.symbol.local_name} failed:"]
         header += [f"# {line}".rstrip() for line in (turn.feedback.strip() or "it did not pass").splitlines()]
-    return "\n".join(header + lines[:cut]) + "\n"
+    return "\n".join(header + lines[:cut]) + ("\n" if final_newline else "")
 
 
 def completion_stops(task: Task) -> list[str]:
@@ -292,12 +296,65 @@ def cut_continuation(text: str, task: Task) -> str:
     return "\n".join(kept).rstrip()
 
 
-def continuation_body(text: str, task: Task) -> str | None:
-    """The body in a continuation of `render_completion_prompt`, or None when it is unusable
-    (then `extract.extract_body` on the raw text says why)."""
-    from .extract import extract_body
+_STOP_STARTS = tuple(chr(c) for c in range(33, 127))  # every printable ASCII character but space
 
-    return extract_body(cut_continuation(text, task), task).body
+
+def dedent_stops(task: Task) -> list[str]:
+    """Stop sequences that end a continuation at its first line indented at the target's
+    ``def`` level or less: a newline, at most the def's indentation, then any printable
+    character. Hundreds of them (llama.cpp takes any number; the OpenAI API four, see
+    `completion_stops`); a line starting with another character is left to `cut_continuation`."""
+    def_line = task.hollowed_file.splitlines()[task.symbol.def_line - 1]
+    indent = def_line[: len(def_line) - len(def_line.lstrip())]
+    return [f"\n{indent[:k]}{c}" for k in range(len(indent) + 1) for c in _STOP_STARTS]
+
+
+def body_grammar(task: Task) -> str:
+    """A GBNF grammar (llama.cpp) for a continuation of `render_completion_prompt` made without
+    its final newline: blank lines, then a first line at the body's indentation that starts a
+    statement (not a string: small models restate the docstring, or write one where there was
+    none, and stop there with no code; not a comment; not back at the def's level, which would
+    leave the body empty), then anything; the stops end it. Generation cannot end before
+    that first character, so an immediate end of text is not an answer either."""
+    indent = task.body_indent.replace("\\", "\\\\").replace("\t", "\\t")
+    return (f'root ::= nl+ "{indent}" first rest\n'
+            'nl ::= [ \\t]* "\\n"\n'
+            'first ::= [^"\'# \\t\\n\\r]\n'
+            'rest ::= [^\\x00]*\n')
+
+
+def continuation_body(text: str, task: Task, *, truncated: bool = False) -> str | None:
+    """The body in a continuation of `render_completion_prompt`, or None when it is unusable
+    (`continuation_extraction` says why)."""
+    return continuation_extraction(text, task, truncated=truncated).body
+
+
+def continuation_extraction(text: str, task: Task, *, truncated: bool = False):
+    """The body a continuation gives (an `extract.Extraction`): the continuation up to where the
+    function ends (`cut_continuation`), taken whole. It must parse as it stands: unlike a chat
+    answer there is no chatter around it to drop, so no line of it is dropped to make it parse
+    (a broken line makes the answer malformed). Only when generation was ``truncated`` at its
+    token limit is the unfinished tail cut back to the last complete statement
+    (`trim_truncated`); an answer with no complete statement stays unusable."""
+    from .extract import NO_CODE, Extraction, extract_body, parses_whole, syntax_error
+
+    body = cut_continuation(text, task)
+    if truncated:
+        body = trim_truncated(body, task)
+    if not body.strip():
+        why = "no complete statement before the token limit" if truncated else "the continuation has no body"
+        return Extraction(None, why, NO_CODE)
+    if not parses_whole(body):
+        return syntax_error(body)
+    return extract_body(body, task)
+
+
+def trim_truncated(text: str, task: Task) -> str:
+    """A body cut off at the token limit, back to its last complete statement (see
+    `extract.complete_prefix`)."""
+    from .extract import complete_prefix
+
+    return complete_prefix(text)
 
 
 # --- context ------------------------------------------------------------------------------

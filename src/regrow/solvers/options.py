@@ -40,7 +40,7 @@ class SolverOptions(BaseModel):
     """Nucleus sampling mass. None: not sent (the server's own default)."""
 
     max_tokens: int | None = Field(None, gt=0)
-    """Most tokens one completion may generate. None: 1024 (openai) or 512 (local)."""
+    """Most tokens one completion may generate. None: 1024 (openai) or 192 (local)."""
 
     stop: tuple[str, ...] = ()
     """Stop sequences, passed to the model as given (in completion mode regrow adds its own)."""
@@ -51,9 +51,11 @@ class SolverOptions(BaseModel):
     system_prompt: str | None = None
     """System message replacing regrow's default instructions; None keeps the default."""
 
-    mode: Literal["chat", "completion"] = "chat"
+    mode: Literal["chat", "completion"] | None = None
     """"chat": chat messages (/v1/chat/completions); "completion": a rendered text prompt
-    (/v1/completions) that the model continues from the function's signature and docstring."""
+    (/v1/completions) that the model continues from the function's signature and docstring,
+    stopped where the function ends. None: "chat" (openai, instruction-tuned served models) or
+    "completion" (local: a small model asked for chat restates other code and breaks off)."""
 
     stream: bool = False
     """Ask the server to stream tokens (server-sent events); the result is the same text."""
@@ -82,15 +84,21 @@ class SolverOptions(BaseModel):
     """Context window of a local model, in tokens. None: 4096 (local); unused by openai."""
 
     context_budget: int | None = Field(None, ge=0)
-    """Tokens allowed for the context section of the prompt. None: 1536 (openai), 768 (local)."""
+    """Tokens allowed for the context section of the prompt. None: 1536 (openai), 192 (local)."""
 
     file_budget: int | None = Field(None, ge=64)
     """Tokens allowed for the hollowed file; a longer file is shown as a window around the
-    target. None: 6000 (openai), 1200 (local)."""
+    target. None: 6000 (openai), 512 (local)."""
 
     repeat_penalty: float | None = Field(None, ge=1.0)
     """Penalty on repeating recent tokens (local models; small ones loop without it).
     None: 1.1 (local); not sent to openai servers."""
+
+    syntax_retries: int | None = Field(None, ge=0)
+    """Completion mode on llama.cpp: when a continuation does not parse, draw it again (another
+    seed; the prompt is already in the model's cache, so only the answer is generated again)
+    up to this many times; the last draw is returned as it is, parsing or not. Every draw is
+    counted in the tokens and time. None: 2 (local); unused by openai."""
 
     prices: Prices | None = None
     """Cost per one million input and output tokens; None: cost is reported as 0."""
@@ -102,6 +110,7 @@ class SolverOptions(BaseModel):
 
 
 OPENAI_DEFAULTS: dict[str, object] = {
+    "mode": "chat",
     "temperature": 0.2,
     "max_tokens": 1024,
     "timeout": 120.0,
@@ -113,13 +122,18 @@ OPENAI_DEFAULTS: dict[str, object] = {
 """Defaults for `OpenAISolver`: a hosted or served model with a large context window."""
 
 LOCAL_DEFAULTS: dict[str, object] = {
+    "mode": "completion",
     "temperature": 0.2,
-    "max_tokens": 384,
+    "max_tokens": 192,
     "max_retries": 0,
     "concurrency": 1,
     "n_ctx": 4096,
-    "context_budget": 768,
-    "file_budget": 1200,
+    "context_budget": 192,
+    "file_budget": 512,
     "repeat_penalty": 1.1,
+    "syntax_retries": 2,
 }
-"""Defaults for `LocalSolver`: a small model on CPU, so short prompts and answers."""
+"""Defaults for `LocalSolver`: a small model on CPU, so short prompts and answers. Reading the
+prompt is most of a call's time on CPU (about 50 prompt tokens a second on a busy 2-core
+machine), so the file is shown as a window of 512 tokens around the target with 192 tokens of
+context; 192 tokens hold a typical body, and the dedent stops usually end it sooner."""
