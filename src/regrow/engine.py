@@ -158,7 +158,7 @@ def _hide_plan(hide: tuple[str, ...], keep: list[Path]) -> list[str]:
     return out
 
 
-_INTERNAL = ("/_pytest/", "/pluggy/", "regrow_worker.py", "regrow_pytest.py")
+_INTERNAL = ("/_pytest/", "/pluggy/", "regrow_worker.py", "regrow_child.py", "regrow_pytest.py")
 
 
 def prune_traceback(message: str) -> str:

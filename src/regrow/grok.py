@@ -119,7 +119,7 @@ def fallback_test_files(files: dict) -> tuple[str, ...]:
 
 
 # What regrow itself puts in a suite's output: its pytest plugins, and the coverage it runs.
-_OWN_WARNINGS = ("regrow_pytest", "regrow_record", "regrow_worker", "regrow_canon", "CoverageWarning")
+_OWN_WARNINGS = ("regrow_pytest", "regrow_record", "regrow_worker", "regrow_child", "regrow_canon", "CoverageWarning")
 # pytest's session header and closing counts: no news about why a suite gave nothing.
 _BOILERPLATE = re.compile(r"=+ test session starts =+|(platform|rootdir|plugins|cachedir|configfile|testpaths)\b.*"
                           r"|collect(ing|ed) .*|(=+ )?[\w ,]*\bin [\d.]+s( \([^)]*\))?( =+)?")

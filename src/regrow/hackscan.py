@@ -36,7 +36,7 @@ _CALLS = {
 }
 _MODULES = {
     "_pytest": "runner-tamper", "pytest": "runner-tamper", "pluggy": "runner-tamper", "unittest": "runner-tamper",
-    "regrow_pytest": "runner-tamper", "regrow_worker": "runner-tamper", "regrow": "runner-tamper",
+    "regrow_pytest": "runner-tamper", "regrow_worker": "runner-tamper", "regrow_child": "runner-tamper", "regrow": "runner-tamper",
     "builtins": "builtins-tamper", "atexit": "exit-trick", "ctypes": "ctypes", "subprocess": "subprocess", "multiprocessing": "fork-bomb", "socket": "network",
     "urllib": "network", "http": "network", "requests": "network", "signal": "kill", "threading": "threads",
     "mock": "mock", "unittest.mock": "mock", "resource": "runner-tamper", "faulthandler": "crash",

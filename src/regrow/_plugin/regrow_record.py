@@ -27,7 +27,7 @@ none:
   ``staticmethod``/``classmethod``, and methods of classes whose metaclass overrides
   ``__setattr__``.
 
-A coroutine's recorded call is replayed by awaiting it (``regrow_worker._replay``).
+A coroutine's recorded call is replayed by awaiting it (``regrow_child._replay``).
 """
 
 import base64
