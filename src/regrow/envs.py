@@ -62,6 +62,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from . import pyast
 from .errors import InstallError
 from .source import Source, is_skipped_dir, pip_error_summary, read_cfg, read_toml
 from .suite import required_plugins
@@ -158,7 +159,7 @@ def _setup_py_extras(path: Path) -> list[str]:
     if not path.is_file():
         return []
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = pyast.parse(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
         return []
     bound: dict[str, ast.Dict] = {}

@@ -135,7 +135,7 @@ def _annotation_chain(node: ast.expr | None) -> list[str] | None:
         return None
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         try:
-            node = ast.parse(node.value, mode="eval").body
+            node = pyast.parse(node.value, mode="eval").body
         except SyntaxError:
             return None
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):

@@ -102,6 +102,8 @@ def extract(completion: Completion, task: Task) -> tuple[str | None, str]:
     """(body, why malformed) for a completion."""
     if completion.body is not None:
         return completion.body, ""
+    if completion.meta.get("malformed"):  # the solver already judged its own answer unusable
+        return None, str(completion.meta["malformed"])
     if not completion.text.strip():
         reason = "the function did not exist at that revision" if completion.meta.get("existed") is False else "empty answer"
         return None, reason

@@ -55,6 +55,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from . import pyast
 from .errors import SourceError
 
 __all__ = [
@@ -237,7 +238,7 @@ def _setup_py_literals(root: Path) -> tuple[str | None, str | None]:
     if not path.is_file():
         return None, None
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = pyast.parse(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
         return None, None
     found: dict[str, str] = {}
