@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 # The embedded model (SmolLM2-135M on CPU, continuing the file from each signature) on

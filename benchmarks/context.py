@@ -8,7 +8,7 @@ Quality, per package (``SPEC``: a directory or pypi:NAME==VER; grok runs its tes
 * EDR@B: the share of the gold set present in the task-mode pack of budget B, where the gold
   set is the repository definitions (functions, methods, classes, constants, class attributes;
   test code excluded) that the *original* body references, resolved statically by
-  `regrow.graph`; a definition is present when an item shows at least its signature;
+  `regrow.grok.graph`; a definition is present when an item shows at least its signature;
 * test recall@B: the share of the target's covering tests whose body is in the pack;
 * noise@B: the share of the pack's item tokens spent on items that show no gold definition
   and are not a covering test.
@@ -32,15 +32,15 @@ import time
 from pathlib import Path
 
 from regrow.config import resolve_config
-from regrow.context import ContextEngine, build_context
+from regrow.context.engine import ContextEngine, build_context
 from regrow.errors import RegrowError
-from regrow.graph import is_test_definition
-from regrow.grok import grok_static_part
-from regrow.hollow import HollowConfig, eligibility
-from regrow.runner import Hooks, prepare
-from regrow.source import resolve_source
+from regrow.grok.graph import is_test_definition
+from regrow.grok.build import grok_static_part
+from regrow.tasks.hollow import HollowConfig, eligibility
+from regrow.api import Hooks, prepare
+from regrow.source.resolve import resolve_source
 from regrow.store import Store
-from regrow.tokenizers import get_tokenizer
+from regrow.context.tokenizers import get_tokenizer
 
 BUDGETS = (1000, 4000, 16000)
 

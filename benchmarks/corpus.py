@@ -38,6 +38,17 @@ SUITE_TIMEOUT_S = 600
 _SUMMARY = re.compile(r"^=*\s*(\d+ (passed|failed|error|errors|skipped|deselected|xfailed|xpassed|warnings?)\b.*?)\s*=*$")
 
 
+def _module(*names: str):
+    """The first of ``names`` that imports (regrow's layout moved from flat modules to subpackages)."""
+    import importlib
+    for name in names[:-1]:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return importlib.import_module(names[-1])
+
+
 def one_line(text: object, limit: int = 240) -> str:
     """The first non-empty line of ``text``, whitespace squeezed, cut to ``limit``."""
     line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
@@ -57,7 +68,8 @@ def telling_line(output: str) -> str:
 
 def plain_suite(source, env) -> dict:
     """The package's own suite, plainly, on a private copy: exit status, summary, why it failed."""
-    from regrow.workspace import private_copy, remove_tree
+    ws = _module("regrow.source.workspace", "regrow.workspace")
+    private_copy, remove_tree = ws.private_copy, ws.remove_tree
     tmp = Path(tempfile.mkdtemp(prefix="regrow-corpus-suite-"))
     try:
         copy = private_copy(source.root, tmp / "src")
@@ -81,15 +93,17 @@ def plain_suite(source, env) -> dict:
         remove_tree(tmp)
 
 
-def run_one(spec: str, home: Path, workers: int, tasks: int | None) -> dict:
+def run_one(spec: str, home: Path, workers: int, tasks: int | None, save=lambda row: None) -> dict:
     """One package, in this process: environment, plain suite, then regrow with oracle and null."""
     from regrow.config import RunConfig
-    from regrow.envs import ensure_environment
-    from regrow.hollow import HollowConfig
-    from regrow.report import build_report
-    from regrow.runner import Hooks, open_store, run
-    from regrow.source import resolve_source
-    from regrow.tasks import load_tasks, summarize
+    ensure_environment = _module("regrow.source.envs", "regrow.envs").ensure_environment
+    HollowConfig = _module("regrow.tasks.hollow", "regrow.hollow").HollowConfig
+    build_report = _module("regrow.report.runs", "regrow.report").build_report
+    api = _module("regrow.api", "regrow.runner")
+    Hooks, open_store, run = api.Hooks, api.open_store, api.run
+    resolve_source = _module("regrow.source.resolve", "regrow.source").resolve_source
+    tasks_mod = _module("regrow.tasks.build", "regrow.tasks")
+    load_tasks, summarize = tasks_mod.load_tasks, tasks_mod.summarize
 
     row: dict = {"spec": spec, "error": None, "phase": "source"}
     t0 = time.perf_counter()
@@ -104,6 +118,7 @@ def run_one(spec: str, home: Path, workers: int, tasks: int | None) -> dict:
         row["suite"] = plain_suite(source, env)
         hooks.log(f"plain suite: rc={row['suite']['rc']} {row['suite']['summary']}")
         row["phase"] = "grok/hollow/oracle"
+        save(row)  # what a timed-out package reached
         store = open_store(config)
         try:
             oracle = build_report(store, run(f"pypi:{spec}", config, hooks))
@@ -175,13 +190,15 @@ def run_isolated(spec: str, args, logs: Path) -> dict:
                 except ProcessLookupError:
                     pass
             proc.wait()
-            return {"spec": spec, "error": f"timed out after {args.timeout:g}s (package wall limit)",
+            partial = json.loads(result.read_text()) if result.is_file() else {}
+            return {**partial, "spec": spec, "error": f"timed out after {args.timeout:g}s (package wall limit)",
                     "wall_s": time.perf_counter() - start, **_partial(logs / f"{spec}.log")}
-    if result.is_file():
-        return json.loads(result.read_text())
+    row = json.loads(result.read_text()) if result.is_file() else None
+    if row is not None and (row.get("phase") == "done" or row.get("error")):
+        return row
     tail = (logs / f"{spec}.log").read_text(errors="replace").strip().splitlines()[-1:] or [""]
-    return {"spec": spec, "error": f"crashed (exit {proc.returncode}): {one_line(tail[0])}",
-            "wall_s": time.perf_counter() - start}
+    return {**(row or {}), "spec": spec, "wall_s": time.perf_counter() - start,
+            "error": f"crashed (exit {proc.returncode}) in {(row or {}).get('phase', 'source')}: {one_line(tail[0])}"}
 
 
 def _partial(log: Path) -> dict:
@@ -222,17 +239,20 @@ def render(rows: list[dict]) -> str:
 
 def summarize_corpus(rows: list[dict]) -> str:
     passing = [r for r in rows if (r.get("suite") or {}).get("passes")]
-    apart = [r for r in rows if r not in passing]
+    apart = [r for r in rows if r.get("suite") and r not in passing]
+    unknown = [r for r in rows if not r.get("suite")]
     with_valid = [r for r in passing if (r.get("tasks") or {}).get("valid", 0) > 0]
     exact = [r for r in with_valid if r.get("oracle") == 1.0 and r.get("null") == 0.0]
     hollowed = sum((r.get("tasks") or {}).get("hollowed", 0) for r in passing)
     valid = sum((r.get("tasks") or {}).get("valid", 0) for r in passing)
     lines = [
-        f"packages: {len(rows)}; own suite passes: {len(passing)}; counted apart: {len(apart)} "
-        f"({', '.join(r['spec'] for r in apart) or 'none'})",
+        f"packages: {len(rows)}; own suite passes: {len(passing)}; counted apart, suite fails: {len(apart)} "
+        f"({', '.join(r['spec'] for r in apart) or 'none'}); stopped before the plain suite: {len(unknown)} "
+        f"({', '.join(r['spec'] for r in unknown) or 'none'})",
         f"packages (suite passes) with >=1 valid task: {len(with_valid)}/{len(passing)}"
         f" = {pct(len(with_valid) / len(passing) if passing else None)}",
-        f"oracle 100 % and null 0 % on every one of them: {'yes' if len(exact) == len(with_valid) else 'no'} "
+        f"oracle 100 % and null 0 % on every one of them: "
+        f"{'—' if not with_valid else 'yes' if len(exact) == len(with_valid) else 'no'} "
         f"({len(exact)}/{len(with_valid)}"
         + (f"; not: {', '.join(r['spec'] for r in with_valid if r not in exact)})" if len(exact) != len(with_valid) else ")"),
         f"valid/hollowed overall (suite passes): {valid}/{hollowed} = {pct(valid / hollowed if hollowed else None)}",
@@ -253,8 +273,9 @@ def main() -> None:
     ap.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        row = run_one(args.one, args.home, args.workers, args.tasks)
-        args.result.write_text(json.dumps(row, indent=1, default=str))
+        save = lambda r: args.result.write_text(json.dumps(r, indent=1, default=str))  # noqa: E731
+        row = run_one(args.one, args.home, args.workers, args.tasks, save)
+        save(row)
         return
     if args.render:
         rows = json.loads(args.render.read_text())

@@ -19,14 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from regrow.envs import ensure_environment
-from regrow.grok import grok_static
-from regrow.recorder import record_calls
-from regrow.sandbox import PLUGIN_DIR
+from regrow.source.envs import ensure_environment
+from regrow.grok.build import grok_static
+from regrow.grok.recorder import record_calls
+from regrow.verify.sandbox import PLUGIN_DIR
 from regrow.store import Store
-from regrow.source import resolve_source
-from regrow.testmap import run_test_map
-from regrow.workspace import private_copy, remove_tree
+from regrow.source.resolve import resolve_source
+from regrow.grok.testmap import run_test_map
+from regrow.source.workspace import private_copy, remove_tree
 
 DEFAULT = ["pypi:toolz==1.0.0", "pypi:cachetools==5.5.0"]
 

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from openai_stub_server import OpenAIStub, Reply  # noqa: E402  (a real HTTP server, OpenAI wire protocol)
 
 from regrow.config import RunConfig  # noqa: E402
-from regrow.runner import Hooks, choose_tasks, prepare, run  # noqa: E402
-from regrow.solvers import make_solver  # noqa: E402
-from regrow.solvers.base import SolveRequest  # noqa: E402
+from regrow.api import Hooks, choose_tasks, prepare, run  # noqa: E402
+from regrow.solve.solvers import make_solver  # noqa: E402
+from regrow.solve.solvers.base import SolveRequest  # noqa: E402
 
 WRONG = "```python\nreturn None\n```"  # a usable body that fails its tests: every answer is verified
 

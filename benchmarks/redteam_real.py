@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from regrow.config import RunConfig
-from regrow.runner import prepare
+from regrow.api import prepare
 
 REF = "{ref}"  # the task's reference body
 TEST = "{test}"  # the path of a test file that covers the task

@@ -88,8 +88,8 @@ def _temp_dirs(work: Path) -> set[str]:
 
 def soak(n: int, seed: int = 0, rss_bound_mb: float = 64.0, log=print) -> dict:
     random.seed(seed)
-    from regrow.recorder import CallLog
-    from regrow.verify import Verifier, VerifyConfig
+    from regrow.grok.recorder import CallLog
+    from regrow.verify.verifier import Verifier, VerifyConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
     prep, tasks = prepare_fixture(tmp, timeout=2.0)

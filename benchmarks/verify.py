@@ -35,11 +35,11 @@ import time
 from pathlib import Path
 
 from regrow.config import RunConfig
-from regrow.recorder import CallLog, record_calls
-from regrow.runner import prepare
-from regrow.equivalence import expected
-from regrow.verify import Verifier, VerifyConfig
-from regrow.hollow import splice
+from regrow.grok.recorder import CallLog, record_calls
+from regrow.api import prepare
+from regrow.verify.equivalence import expected
+from regrow.verify.verifier import Verifier, VerifyConfig
+from regrow.core.task import splice
 
 BROKEN = "return None"
 

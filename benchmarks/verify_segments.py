@@ -27,10 +27,10 @@ import statistics
 import time
 from pathlib import Path
 
-import regrow.engine as engine_mod
-from regrow.equivalence import expected
-from regrow.recorder import CallLog
-from regrow.verify import Verifier, VerifyConfig
+import regrow.verify.engine as engine_mod
+from regrow.verify.equivalence import expected
+from regrow.grok.recorder import CallLog
+from regrow.verify.verifier import Verifier, VerifyConfig
 from verify import BROKEN, bench_tasks  # benchmarks/verify.py: the same candidates
 
 

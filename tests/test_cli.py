@@ -141,7 +141,7 @@ def test_a_missing_embedded_model_names_the_pip_command(tmp_path, calc_repo, mon
 def test_the_runner_checks_the_spec_before_it_prepares_anything(tmp_path):
     from regrow.config import resolve_config
     from regrow.errors import ConfigError
-    from regrow.runner import run
+    from regrow.api import run
 
     with pytest.raises(ConfigError, match="unknown solver"):
         run(str(tmp_path / "nowhere"), resolve_config({"solver": "bogus", "home": tmp_path / "h"}, environ={}))
@@ -242,7 +242,7 @@ tests/test_u.py:2
 
 
 def test_the_no_tests_message_leaves_out_regrows_own_plugin_warnings():
-    from regrow.grok import _pytest_said
+    from regrow.grok.build import _pytest_said
 
     alone = _pytest_said(_OWN_WARNING)
     assert "regrow_pytest" not in alone and "Warning" not in alone and "pytest said" not in alone

@@ -12,13 +12,13 @@ import pytest
 from _repos import git_init, make_repo
 
 from regrow.store.calls import call_counts
-from regrow.context import ContextEngine, build_context, context_for_task, resolve_symbol
-from regrow.envs import ensure_environment
-from regrow.grok import grok
-from regrow.hollow import make_task
-from regrow.source import resolve_source
+from regrow.context.engine import ContextEngine, build_context, context_for_task, resolve_symbol
+from regrow.source.envs import ensure_environment
+from regrow.grok.build import grok
+from regrow.tasks.hollow import make_task
+from regrow.source.resolve import resolve_source
 from regrow.store import Store
-from regrow.tokenizers import get_tokenizer
+from regrow.context.tokenizers import get_tokenizer
 
 MARKER = "zx81-body-marker"
 
@@ -236,7 +236,7 @@ def test_short_names_resolve_when_unambiguous(shop):
 def test_ranking_does_not_depend_on_the_hash_seed(shop):
     store, source, _ = shop
     script = ("import sys; from pathlib import Path; from regrow.store import Store; "
-              "from regrow.context import ContextEngine, build_context; "
+              "from regrow.context.engine import ContextEngine, build_context; "
               "e = ContextEngine.load(Store(Path(sys.argv[1])), sys.argv[2], Path(sys.argv[3])); "
               "print(build_context(e, 'shop.cart:Cart.total', budget=700, tokenizer='smollm2').render('json'))")
     outs = []

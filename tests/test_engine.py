@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from regrow import hackscan
-from regrow.engine import module_name, prune_traceback
-from regrow.equivalence import same
-from regrow.verify import Verifier, VerifyConfig
+from regrow.verify import hackscan
+from regrow.verify.engine import module_name, prune_traceback
+from regrow.verify.equivalence import same
+from regrow.verify.verifier import Verifier, VerifyConfig
 from tests.redteam.fixture import fixture_session
 
 
@@ -51,7 +51,7 @@ def test_canonical_comparison_is_exact_about_types_and_tolerant_about_float_roun
 
 
 def test_canonical_form_writes_a_linked_ring_once_and_tells_rings_of_different_lengths_apart():
-    from regrow._plugin import regrow_canon
+    from regrow.verify._plugin import regrow_canon
 
     class Node:
         def __init__(self, key):
@@ -173,7 +173,7 @@ def test_unknown_trust_levels_are_refused(fx):
 def test_directories_of_engines_whose_process_died_are_swept(tmp_path):
     import subprocess
 
-    from regrow.engine import sweep_stale
+    from regrow.verify.engine import sweep_stale
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     old = time.time() - 3600
@@ -272,7 +272,7 @@ def _anon_kb(pid: int) -> int:
 def test_waiting_spares_take_the_copy_on_write_faults_ahead_of_their_request(fx):
     """With prefault on, an idle spare has copied the worker's heap (megabytes of private memory),
     at most its budget of it; with it off it shares nearly all of it. Verdicts are the same."""
-    from regrow.engine import Engine, EngineConfig
+    from regrow.verify.engine import Engine, EngineConfig
 
     prep, tasks = fx
     task = tasks["calc.core:clamp"]
@@ -369,7 +369,7 @@ def test_fail_fast_stops_at_the_first_failure_and_still_runs_the_canary(fx):
 
 def test_fail_fast_holds_for_a_fresh_pytest_too_and_names_a_different_run(fx):
     from regrow.config import RunConfig
-    from regrow.runner import run_key
+    from regrow.api import run_key
 
     prep, tasks = fx
     src = prep.source

@@ -1,4 +1,4 @@
-"""Tests for regrow.envs: finding what a project needs for its tests, and building its venv."""
+"""Tests for regrow.source.envs: finding what a project needs for its tests, and building its venv."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from _repos import make_file, make_repo
 
-from regrow.envs import (
+from regrow.source.envs import (
     MARKER,
     Environment,
     TestRequirements,
@@ -21,7 +21,7 @@ from regrow.envs import (
     find_test_requirements,
 )
 from regrow.errors import InstallError
-from regrow.source import resolve_source
+from regrow.source.resolve import resolve_source
 
 RICH = {
     "pyproject.toml": """

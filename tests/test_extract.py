@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from regrow.extract import (
+from regrow.solve.extract import (
     CHANGED_SIGNATURE,
     EMPTY,
     NO_CODE,
@@ -18,8 +18,8 @@ from regrow.extract import (
     extract_body,
     splice_body,
 )
-from regrow.symbols import Symbol
-from regrow.task import Task
+from regrow.core.symbol import Symbol
+from regrow.core.task import Task
 
 STUB = "raise NotImplementedError"
 

@@ -6,7 +6,7 @@ import subprocess
 
 from _repos import make_file, make_repo
 
-from regrow.gitfacts import collect, symbol_history
+from regrow.grok.gitfacts import collect, symbol_history
 from regrow.store.gitfacts import load_git_facts, save_git_facts
 from regrow.store import Store
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from _repos import make_repo
 
-from regrow.graph import build, extract, extract_all, load_graph
-from regrow.grok import grok_static_part
-from regrow.source import resolve_source
+from regrow.grok.graph import build, extract, extract_all, load_graph
+from regrow.grok.build import grok_static_part
+from regrow.source.resolve import resolve_source
 from regrow.store import Store
 
 FILES = {

@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 
 import regrow
-from regrow.hollow import STUB, HollowConfig, eligibility, erase, make_task, splice
-from regrow.parse import parse_text
+from regrow.core.task import STUB, splice
+from regrow.tasks.hollow import HollowConfig, eligibility, erase, make_task
+from regrow.grok.parse import parse_text
 
 SRC = '''\
 import functools
@@ -56,7 +57,7 @@ def test_splicing_reindents_a_body_written_at_any_indentation():
     assert "    if x:\n        return x\n    return y\n" in text
 
 
-@pytest.mark.parametrize("module", ["hollow.py", "parse.py", "report.py", "store/db.py", "cli.py"])
+@pytest.mark.parametrize("module", ["tasks/hollow.py", "grok/parse.py", "report/runs.py", "store/db.py", "cli.py"])
 def test_round_trip_holds_for_every_function_of_real_code(module: str):
     """Erase then splice the reference: byte-identical on regrow's own modules."""
     path = Path(regrow.__file__).parent / module

@@ -9,10 +9,10 @@ import threading
 import pytest
 
 from regrow.errors import ConfigError, SolverError
-from regrow.extract import splice_body
-from regrow.solvers.base import SolveRequest, Turn
-from regrow.solvers.local import LocalSolver, find_smollm2, resolve_model
-from regrow.solvers.options import SolverOptions
+from regrow.solve.extract import splice_body
+from regrow.solve.solvers.base import SolveRequest, Turn
+from regrow.solve.solvers.local import LocalSolver, find_smollm2, resolve_model
+from regrow.solve.solvers.options import SolverOptions
 from conftest import CALC_FILES, CALC_VALID
 from test_extract import make_task
 
@@ -222,7 +222,7 @@ def test_a_hugging_face_folder_without_its_runtime_names_what_to_install(monkeyp
 
 
 def test_the_solver_registry_builds_it_from_a_spec():
-    from regrow.solvers import make_solver
+    from regrow.solve.solvers import make_solver
 
     require_llama_cpp()
     solver = make_solver("local:smollm2", SolverOptions(max_tokens=8))

@@ -13,8 +13,8 @@ from _repos import make_repo
 from conftest import CALC_FILES
 from openai_stub_server import OpenAIStub, Reply
 from regrow.config import RunConfig
-from regrow.report import build_report
-from regrow.runner import open_store, run
+from regrow.report.runs import build_report
+from regrow.api import open_store, run
 
 RIGHT = "```python\ndef clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n```"
 WRONG = "```python\ndef clamp(x, lo, hi):\n    return x\n```"

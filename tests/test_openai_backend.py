@@ -11,9 +11,9 @@ import pytest
 
 from openai_stub_server import OpenAIStub, Reply
 from regrow.errors import SolverError
-from regrow.solvers.base import SolveRequest, Turn
-from regrow.solvers.openai_backend import OpenAISolver
-from regrow.solvers.options import Prices, SolverOptions
+from regrow.solve.solvers.base import SolveRequest, Turn
+from regrow.solve.solvers.openai_backend import OpenAISolver
+from regrow.solve.solvers.options import Prices, SolverOptions
 from test_extract import ADD, COUNT
 
 FAST = {"backoff": 0.01, "backoff_max": 0.05}
@@ -213,7 +213,7 @@ def test_the_cache_key_changes_with_the_sampling_options():
 
 
 def test_the_solver_registry_builds_it_from_a_spec():
-    from regrow.solvers import make_solver
+    from regrow.solve.solvers import make_solver
 
     s = make_solver("openai:qwen@http://127.0.0.1:8000/v1", SolverOptions(max_retries=1))
     assert isinstance(s, OpenAISolver)

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from regrow.parse import is_test_path, module_name, parse_file, parse_text
+from regrow.grok.parse import is_test_path, module_name, parse_file, parse_text
 
 SRC = '''\
 import abc

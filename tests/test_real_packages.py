@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from regrow.config import RunConfig
-from regrow.report import build_report
-from regrow.runner import open_store, run
+from regrow.report.runs import build_report
+from regrow.api import open_store, run
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -38,7 +38,7 @@ def test_the_red_team_on_a_real_package_earns_nothing_and_leaves_the_engine_heal
     import sys
     from pathlib import Path
 
-    from regrow.runner import prepare
+    from regrow.api import prepare
 
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "redteam_real.py"
     spec = importlib.util.spec_from_file_location("regrow_redteam_real", path)

@@ -17,9 +17,9 @@ import pytest
 
 from _repos import make_repo
 from regrow.config import RunConfig
-from regrow.recorder import record_calls
-from regrow.runner import prepare, run
-from regrow.sandbox import Job, LocalSandbox
+from regrow.grok.recorder import record_calls
+from regrow.api import prepare, run
+from regrow.verify.sandbox import Job, LocalSandbox
 from regrow.store import Store
 
 DISP_FILES = {

@@ -13,8 +13,8 @@ from _repos import git_init, make_repo
 from conftest import CALC_FILES, CALC_VALID
 from regrow.config import RunConfig
 from regrow.errors import NoTestsError, SourceError
-from regrow.report import build_report, compare
-from regrow.runner import open_store, prepare, run
+from regrow.report.runs import build_report, compare
+from regrow.api import open_store, prepare, run
 
 
 @pytest.fixture(scope="module")

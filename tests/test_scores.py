@@ -1,6 +1,6 @@
 import pytest
 
-from regrow.scores import edit_scores, pass_at_k
+from regrow.core.scores import edit_scores, pass_at_k
 
 
 def test_identical_texts_have_no_error_and_full_similarity():

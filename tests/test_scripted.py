@@ -11,9 +11,9 @@ import pytest
 
 from regrow.config import RunConfig
 from regrow.errors import ConfigError
-from regrow.report import build_report
-from regrow.runner import open_store, run
-from regrow.solvers import REGISTRY, check_spec, make_solver
+from regrow.report.runs import build_report
+from regrow.api import open_store, run
+from regrow.solve.solvers import REGISTRY, check_spec, make_solver
 
 ADD = "```python\nresult = a + b\nreturn result\n```"
 
@@ -63,6 +63,6 @@ def test_a_bad_script_is_one_clear_error(tmp_path, text, says):
 def test_every_registered_kind_names_a_module_with_a_factory():
     import importlib
     for kind, entry in REGISTRY.items():
-        module = importlib.import_module(f"regrow.solvers.{entry.module}")
+        module = importlib.import_module(f"regrow.solve.solvers.{entry.module}")
         assert callable(module.from_spec), kind
     check_spec("scripted:whatever.json")  # the file is read when the solver is built

@@ -1,4 +1,4 @@
-"""Tests for regrow.source: local trees, content keys, and sdists from the package index."""
+"""Tests for regrow.source.resolve: local trees, content keys, and sdists from the package index."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from _repos import git_init, make_file, make_repo
 
 from regrow.errors import SourceError
-from regrow.source import (
+from regrow.source.resolve import (
     Source,
     content_key,
     detect_import_roots,

@@ -46,7 +46,7 @@ def test_a_failed_write_rolls_back(tmp_path):
 def test_a_store_written_by_the_landed_schema_1_code_is_upgraded_and_its_runs_still_report(tmp_path):
     """tests/data/store-v1.sql: `iterdump` of a store the schema-1 regrow wrote (an oracle and a
     null run on the calc fixture)."""
-    from regrow.report import build_report
+    from regrow.report.runs import build_report
     from regrow.store.runs import list_runs, save_attempt
 
     path = tmp_path / "old.sqlite"

@@ -18,9 +18,9 @@ import pytest
 from _repos import make_repo
 from regrow.config import RunConfig
 from regrow.errors import NoTestsError
-from regrow.report import build_report
-from regrow.runner import open_store, prepare, run
-from regrow.tasks import summarize
+from regrow.report.runs import build_report
+from regrow.api import open_store, prepare, run
+from regrow.tasks.build import summarize
 
 LIB = '''
     def total(xs):
@@ -151,7 +151,7 @@ def test_addopts_that_need_a_missing_plugin_or_stop_early_are_left_out_and_named
         '''),
     })
     logs: list[str] = []
-    from regrow.runner import Hooks
+    from regrow.api import Hooks
     prep = prepare(str(root), cfg(tmp_path / "home", solver="oracle"), Hooks(log=logs.append))
     prep.close()
     assert {t.task_id for t in prep.valid} == {"lib:total", "lib:clip"}
@@ -186,7 +186,7 @@ def test_test_files_that_cannot_be_collected_are_left_out_and_the_rest_still_run
         ''',
     })
     logs: list[str] = []
-    from regrow.runner import Hooks
+    from regrow.api import Hooks
     prep = prepare(str(root), cfg(tmp_path / "home", solver="oracle"), Hooks(log=logs.append))
     prep.close()
     assert {t.task_id for t in prep.valid} == {"lib:total", "lib:clip"}
@@ -251,7 +251,7 @@ def test_a_reference_rejected_by_the_integrity_checks_says_so_and_names_the_chec
 
 
 def test_subprocess_scratch_folders_left_by_a_killed_process_are_swept(tmp_path):
-    from regrow.workspace import scratch_dir, sweep_scratch
+    from regrow.source.workspace import scratch_dir, sweep_scratch
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()

@@ -1,11 +1,11 @@
 """regrow: turn a Python repository with a test suite into a verifiable-reward environment."""
 
-from .config import RunConfig, resolve_config
-from .errors import (ConfigError, InstallError, NoTestsError, RegrowError, SandboxError, SolverError, SourceError,
+from regrow.config import RunConfig, resolve_config
+from regrow.errors import (ConfigError, InstallError, NoTestsError, RegrowError, SandboxError, SolverError, SourceError,
                      StoreError)
-from .symbols import Symbol
-from .task import Task
-from .verdict import TestOutcome, Verdict
+from regrow.core.symbol import Symbol
+from regrow.core.task import Task
+from regrow.core.verdict import TestOutcome, Verdict
 
 __version__ = "0.1.0"
 

@@ -1,3 +1,3 @@
-from .cli import app
+from regrow.cli import app
 
 app()

@@ -16,9 +16,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import report as reports
-from .config import RunConfig, resolve_config
-from .errors import RegrowError
+from regrow.report import runs as reports
+from regrow.config import RunConfig, resolve_config
+from regrow.errors import RegrowError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn a Python repository with tests into a verifiable-reward environment for code models.")
@@ -97,7 +97,7 @@ def _interrupted() -> None:
 
 @contextmanager
 def _hooks(quiet: bool = False):
-    from .runner import Hooks
+    from regrow.api import Hooks
     plain = not console.is_terminal  # piped or CI: a bar renders nothing there, so plain lines instead
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=False, disable=quiet or plain)
@@ -167,7 +167,7 @@ def grok(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VER
          home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt,
          suite_timeout: Optional[float] = SuiteTimeoutOpt, as_json: bool = JsonOpt) -> None:
     """Parse every module and map tests to functions (cached by content)."""
-    from .runner import prepare
+    from regrow.api import prepare
     with _guard(), _hooks(as_json) as hooks:
         prep = prepare(source, _config(home=home, python=python, suite_timeout=suite_timeout), hooks, validate=False)
     facts = prep.index.facts
@@ -194,8 +194,8 @@ def hollow(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==V
            min_statements: Optional[int] = MinStatementsOpt, workers: Optional[int] = WorkersOpt,
            suite_timeout: Optional[float] = SuiteTimeoutOpt, as_json: bool = JsonOpt) -> None:
     """Erase bodies into tasks and validate them (reference passes, stub fails)."""
-    from .runner import prepare
-    from .tasks import summarize
+    from regrow.api import prepare
+    from regrow.tasks.build import summarize
     with _guard(), _hooks(as_json) as hooks:
         prep = prepare(source, _config(home=home, python=python, min_statements=min_statements, workers=workers,
                                        suite_timeout=suite_timeout), hooks)
@@ -273,8 +273,8 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
                                       help="Do not reuse stored model responses."),
         home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
     """Grok, hollow, validate, then let a solver regrow each body; prints the report."""
-    from .runner import open_store, run as run_
-    from .solvers import check_spec
+    from regrow.api import open_store, run as run_
+    from regrow.solve.solvers import check_spec
     config = None
     with _guard():
         config = _config(home=home, python=python, solver=solver, samples=samples, turns=turns, tasks=tasks,
@@ -294,7 +294,7 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
 def report(run_id: Optional[str] = typer.Argument(None, help="Run id (default: the latest)."),
            home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
     """Show one run's figures."""
-    from .runner import open_store
+    from regrow.api import open_store
     with _guard():
         store = open_store(_config(home=home))
         if run_id is None:
@@ -309,7 +309,7 @@ def report(run_id: Optional[str] = typer.Argument(None, help="Run id (default: t
 @app.command()
 def runs(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
     """List the runs in the store."""
-    from .runner import open_store
+    from regrow.api import open_store
     with _guard():
         rows = reports.list_runs(open_store(_config(home=home)))
     if as_json:
@@ -328,7 +328,7 @@ def runs(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
 def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids."),
             home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
     """Put runs side by side (model, error, similarity, pass@k)."""
-    from .runner import open_store
+    from regrow.api import open_store
     with _guard():
         reps = reports.compare(open_store(_config(home=home)), run_ids)
     if as_json:
@@ -390,7 +390,8 @@ def context(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==
             tokenizer: str = typer.Option("smollm2", "--tokenizer", help="smollm2, utf8 or gguf:PATH."),
             home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt) -> None:
     """Rank and pack the context of one function under a token budget, each item with its reason."""
-    from .context import build_context, load_engine, resolve_symbol
+    from regrow.api import load_engine
+    from regrow.context.engine import build_context, resolve_symbol
     with _guard(), _hooks(quiet=True) as hooks:
         engine = load_engine(source, _config(home=home, python=python), hooks)
         pack = build_context(engine, resolve_symbol(engine, symbol), budget=budget, tokenizer=tokenizer, mode=mode)
@@ -404,8 +405,8 @@ def mcp(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
         tokenizer: str = typer.Option("smollm2", "--tokenizer", help="smollm2, utf8 or gguf:PATH."),
         home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt) -> None:
     """Serve context, callers, callees, tests, runtime facts and search over MCP (stdio)."""
-    from .context import load_engine
-    from .mcp_server import serve
+    from regrow.api import load_engine
+    from regrow.mcp_server import serve
     with _guard(), _hooks(quiet=True) as hooks:
         engine = load_engine(source, _config(home=home, python=python), hooks)
     with _guard():

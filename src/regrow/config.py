@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError
+from regrow.errors import ConfigError
 
 
 class RunConfig(BaseModel):
@@ -21,7 +21,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     home: Path = Field(Path(".regrow"), description="Folder for caches, environments and the store.")
-    solver: str = Field("local:smollm2", description="Solver spec (see regrow.solvers).")
+    solver: str = Field("local:smollm2", description="Solver spec (see regrow.solve.solvers).")
     samples: int = Field(1, ge=1, description="Independent chains per task (pass@k uses them).")
     turns: int = Field(1, ge=1, description="Attempts per chain; each retry sees the previous feedback.")
     tasks: int | None = Field(None, ge=1, description="Use at most this many valid tasks (chosen by seed).")

@@ -2,7 +2,7 @@
 
 Tools for coding agents, all read-only:
 
-* ``context(symbol, budget=4000, format="md")`` — the ranked pack of `regrow.context`, task mode;
+* ``context(symbol, budget=4000, format="md")`` — the ranked pack of `regrow.context.engine`, task mode;
 * ``callers(symbol)`` / ``callees(symbol)`` — use edges of the symbol graph, with lines;
 * ``tests_for(symbol)`` — the covering tests from the test map, shortest durations first;
 * ``runtime_facts(symbol)`` — what the recorded calls say about arguments, results, exceptions;
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 
-from .context import ContextEngine, build_context
-from .errors import ConfigError, RegrowError
-from .runtime_facts import summarize
-from .tokenizers import get_tokenizer
+from regrow.context.engine import ContextEngine, build_context
+from regrow.errors import ConfigError, RegrowError
+from regrow.grok.runtime_facts import summarize
+from regrow.context.tokenizers import get_tokenizer
 
 
 def _mcp():

@@ -106,7 +106,7 @@ FILES = {
 def prepare_fixture(tmp: Path, *, trust: str = "strict", timeout: float = 20.0):
     """(Prepared, {task id: Task}) for the fixture repository, with the system interpreter."""
     from regrow.config import RunConfig
-    from regrow.runner import prepare
+    from regrow.api import prepare
 
     repo = make_repo(tmp / "repo", FILES)
     config = RunConfig(home=tmp / "home", python=Path(sys.executable), workers=1, repeats=1, trust=trust,
@@ -128,8 +128,8 @@ def fallback_session(tmp_path_factory, name: str, *, timeout: float):
     """As `fixture_session`, but the engine runs as a machine without root would run it: no network
     or mount namespace, no unprivileged uid for children, no bind mount of the candidate; what
     stays is the audit hook, resource limits, the fingerprint of the copy and the parent's checks."""
-    from regrow.engine import EngineConfig
-    from regrow.verify import Verifier
+    from regrow.verify.engine import EngineConfig
+    from regrow.verify.verifier import Verifier
 
     prep, tasks = prepare_fixture(tmp_path_factory.mktemp(name), timeout=timeout)
     prep.verifier.close()

@@ -13,6 +13,6 @@ records of `regrow.core`-level types:
 - `runs`: runs, their attempts and the model-response cache.
 """
 
-from .db import SCHEMA_VERSION, Store
+from regrow.store.db import SCHEMA_VERSION, Store
 
 __all__ = ["SCHEMA_VERSION", "Store"]

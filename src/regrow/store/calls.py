@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from .db import Store
+from regrow.store.db import Store
 
 COLUMNS = ("source_key", "qualname", "seq", "test_id", "args", "result", "exception", "arg_types", "return_type",
            "summary")

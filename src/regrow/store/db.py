@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import StoreError
+from regrow.errors import StoreError
 
 SCHEMA_VERSION = 2
 

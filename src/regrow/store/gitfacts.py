@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .db import Store
+from regrow.store.db import Store
 
 
 def save_git_facts(store: Store, source_key: str, facts: dict[str, dict]) -> None:

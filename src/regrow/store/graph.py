@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from .db import Store
+from regrow.store.db import Store
 
 _INSERT = "INSERT OR IGNORE INTO edges (source_key, src, dst, kind, line) VALUES (?, ?, ?, ?, ?)"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from ..index import Index, symbol_from_json, symbol_to_json
-from ..symbols import Symbol
-from .db import Store
+from regrow.core.index import Index, symbol_from_json, symbol_to_json
+from regrow.core.symbol import Symbol
+from regrow.store.db import Store
 
 
 def save_static(store: Store, source_key: str, files: dict, modules: dict, symbols: list[Symbol]) -> None:

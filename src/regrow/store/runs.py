@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from .db import Store
+from regrow.store.db import Store
 
 ATTEMPT_FORMAT = "regrow-attempt/1"
 

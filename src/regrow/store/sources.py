@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from .db import Store
+from regrow.store.db import Store
 
 _MARKS = ("static_done", "testmap_done")  # the columns a finished grok step stamps
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .db import Store
+from regrow.store.db import Store
 
 
 def task_rows(store: Store, source_key: str, hollow_key: str) -> list[tuple[str, str, str, str]]:

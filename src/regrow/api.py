@@ -1,0 +1,235 @@
+"""`regrow run`: grok → hollow → validate → solve → verify, every attempt stored as it completes.
+
+The same command resumes an interrupted run: the run id is derived from what the run does,
+and chains continue from their last stored turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable
+
+from regrow.config import RunConfig
+from regrow.source.envs import Environment, ensure_environment
+from regrow.grok.build import grok
+from regrow.tasks.hollow import HollowConfig
+from regrow.core.index import Index
+from regrow.solve.loop import TaskBudget, run_chain
+from regrow.grok.recorder import CallLog
+from regrow.verify.sandbox import kill_active
+from regrow.solve.solvers import check_spec, is_model, make_solver
+from regrow.source.resolve import Source, resolve_source
+from regrow.store import Store
+from regrow.store.runs import create_run, finish_run, has_run
+from regrow.source.suite import SuiteOptions, session_options
+from regrow.core.task import Task
+from regrow.tasks.build import Exclusion, build_tasks
+from regrow.verify.verifier import Verifier, VerifyConfig
+
+
+def _nothing(*_args) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """How a long job reports back (the CLI renders these; the library prints nothing)."""
+
+    log: Callable[[str], None] = _nothing
+    progress: Callable[[str, int, int], None] = _nothing  # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    source: Source
+    env: Environment
+    index: Index
+    tasks: list[Task]
+    excluded: list[Exclusion]
+    verifier: Verifier
+    store: Store
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def valid(self) -> list[Task]:
+        return [t for t in self.tasks if t.is_valid]
+
+    def close(self) -> None:
+        """Stop the verifier's warm workers (they are also stopped at exit)."""
+        self.verifier.close()
+
+
+def open_store(config: RunConfig) -> Store:
+    return Store(config.home / "regrow.sqlite")
+
+
+def prepare(spec: str, config: RunConfig, hooks: Hooks = Hooks(), *, store: Store | None = None,
+            validate: bool = True) -> Prepared:
+    """Resolve the source, its environment, grok it and build (and validate) its tasks."""
+    store = store or open_store(config)
+    timings = {}
+    t0 = time.perf_counter()
+    source = resolve_source(spec, home=config.home)
+    hooks.log(f"source {source.name} {source.version or ''} at {source.root} (key {source.key})")
+    env = ensure_environment(source, home=config.home, python=config.python, log=hooks.log)
+    timings["environment"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    index = grok(source, env, store, timeout=config.suite_timeout, test_timeout=config.timeout, log=hooks.log)
+    timings["grok"] = time.perf_counter() - t1
+    options = SuiteOptions.from_json(index.facts.get("pytest_options")) or session_options(source.root)
+    verifier = Verifier(source.root, env.python, source.import_roots, calls=CallLog(store, source.key),
+                        config=VerifyConfig(timeout=config.timeout, trust=config.trust, hide=(str(config.home),),
+                                            fail_fast=config.fail_fast, pytest_args=options.args))
+    tasks, excluded = [], []
+    if validate:
+        t2 = time.perf_counter()
+        tasks, excluded = build_tasks(source, index, store, verifier, HollowConfig(min_statements=config.min_statements),
+                                      repeats=config.repeats, workers=config.workers,
+                                      progress=lambda d, n: hooks.progress("validate", d, n), log=hooks.log)
+        timings["validate"] = time.perf_counter() - t2
+    return Prepared(source, env, index, tasks, excluded, verifier, store, timings)
+
+
+def choose_tasks(valid: list[Task], limit: int | None, seed: int) -> list[Task]:
+    ordered = sorted(valid, key=lambda t: t.task_id)
+    random.Random(seed).shuffle(ordered)
+    return ordered[:limit] if limit else ordered
+
+
+def run_key(source: Source, config: RunConfig, solver_identity: str | None = None) -> str:
+    what = {"source": source.key, "solver": solver_identity or config.solver, "samples": config.samples, "turns": config.turns,
+            "tasks": config.tasks, "seed": config.seed, "min_statements": config.min_statements,
+            "temperature": config.temperature, "max_tokens": config.max_tokens}
+    # Settings that change results name a different run; defaults keep earlier run ids.
+    for name in ("stop_on_solve", "task_tokens", "task_seconds", "trust", "context", "fail_fast"):
+        value = getattr(config, name)
+        if value != RunConfig.model_fields[name].default:
+            what[name] = value
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", config.solver).strip("-")[:40]
+    return f"{source.name}-{slug}-{digest}"
+
+
+def run(spec: str, config: RunConfig, hooks: Hooks = Hooks()) -> str:
+    """Run (or resume) a solver over a source's valid tasks. Returns the run id."""
+    check_spec(config.solver)  # a bad spec fails now, not after minutes of environment, grok and validation
+    prep = prepare(spec, config, hooks)
+    try:
+        return _run_prepared(prep, spec, config, hooks)
+    finally:
+        prep.close()
+
+
+def _run_prepared(prep: Prepared, spec: str, config: RunConfig, hooks: Hooks) -> str:
+    if not prep.valid:
+        from regrow.errors import NoTestsError
+        raise NoTestsError(f"{prep.source.name}: no valid tasks (of {len(prep.tasks)} hollowed functions); "
+                           "see `regrow hollow` for the reasons")
+    chosen = choose_tasks(prep.valid, config.tasks, config.seed)
+    solver = make_solver(config.solver, _solver_options(config), root=prep.source.root, index=prep.index)
+    # A model solver's identity includes its resolved options (sampling, budgets): other options, other run.
+    run_id = config.run_id or run_key(prep.source, config, solver.identity)
+    store = prep.store
+    if not has_run(store, run_id):
+        create_run(store, run_id, source_key=prep.source.key, spec=spec, solver=config.solver,
+                   config_json=json.dumps({**config.model_dump(mode="json"), "task_ids": [t.task_id for t in chosen],
+                                           "timings": prep.timings}))
+    else:
+        hooks.log(f"resuming run {run_id}")
+    stats = solve(prep, chosen, solver, run_id, config, hooks)
+    finish_run(store, run_id)
+    hooks.log(f"wall {stats['wall']:.1f}s: model {stats['model']:.1f}s, verification {stats['verify']:.1f}s "
+              f"(summed over chains)")
+    return run_id
+
+
+def solve(prep: Prepared, chosen: list[Task], solver, run_id: str, config: RunConfig, hooks: Hooks) -> dict:
+    """Run every (task, sample) chain. Model calls and verifications each have their own limit
+    (semaphores), and enough threads to fill both, so the two overlap instead of adding up."""
+    model_limit = config.model_concurrency or _solver_concurrency(solver) or config.workers
+    model_slots, verify_slots = threading.BoundedSemaphore(model_limit), threading.BoundedSemaphore(config.workers)
+    budgets = {t.task_id: TaskBudget(tokens=config.task_tokens, seconds=config.task_seconds,
+                                     stop_on_solve=config.stop_on_solve) for t in chosen}
+    contexts = ContextCache(prep, config, solver)
+    # Chains in sample-major order: with stop-on-solve the first sample of every task runs first.
+    chains = [(t, s) for s in range(config.samples) for t in chosen]
+    done, totals = 0, {"model": 0.0, "verify": 0.0}
+    hooks.progress("solve", 0, len(chains))
+    start = time.perf_counter()
+    pool = ThreadPoolExecutor(max_workers=model_limit + config.workers)
+    try:
+        pending = {pool.submit(run_chain, run_id, t, s, solver=solver, verifier=prep.verifier, store=prep.store,
+                               turns=config.turns, seed=config.seed, source_root=str(prep.source.root),
+                               cache=config.cache, context=contexts.get, budget=budgets[t.task_id],
+                               model_slots=model_slots, verify_slots=verify_slots) for t, s in chains}
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                res = fut.result()
+                totals["model"] += res.model_seconds
+                totals["verify"] += res.verify_seconds
+                done += 1
+                hooks.progress("solve", done, len(chains))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        kill_active()
+        raise
+    pool.shutdown()
+    return {**totals, "wall": time.perf_counter() - start}
+
+
+def _solver_concurrency(solver) -> int | None:
+    """A model solver's own limit on calls in flight (its resolved options), if it has one."""
+    return solver.options.concurrency if solver.options is not None else None
+
+
+class ContextCache:
+    """The prompt's context section, built once per task.
+
+    With ``config.context == "engine"`` and a model solver, the repository context engine packs
+    it (task mode: nothing derived from the hidden body); otherwise None, and the solver uses
+    its own simple same-file context.
+    """
+
+    def __init__(self, prep: Prepared, config: RunConfig, solver):
+        self.prep = prep
+        self.enabled = config.context == "engine" and solver.options is not None
+        options = solver.options
+        self.budget = getattr(options, "context_budget", None) or 2000
+        self._cache: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def get(self, task: Task) -> str | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            if task.task_id not in self._cache:
+                from regrow.context.engine import context_for_task
+                self._cache[task.task_id] = context_for_task(
+                    task, store=self.prep.store, source_key=self.prep.source.key, root=self.prep.source.root,
+                    budget=self.budget)
+            return self._cache[task.task_id]
+
+
+def _solver_options(config: RunConfig):
+    if not is_model(config.solver):
+        return None
+    from regrow.solve.solvers.options import SolverOptions
+    given = {k: v for k, v in {"temperature": config.temperature, "max_tokens": config.max_tokens,
+                               "seed": config.seed}.items() if v is not None}
+    return SolverOptions(**given)
+
+
+def load_engine(spec: str, config: RunConfig, hooks: Hooks = Hooks()):
+    """Resolve and grok a source (cached) and load its context engine: what `regrow context` does."""
+    from regrow.context.engine import ContextEngine
+
+    prep = prepare(spec, config, hooks, validate=False)
+    return ContextEngine.load(prep.store, prep.source.key, prep.source.root, prep.index)

@@ -1,0 +1,8 @@
+"""Reports read the store: one run's figures, several runs side by side.
+
+- `runs`: `build_report`, `compare`, `list_runs`.
+"""
+
+from regrow.report.runs import RunReport, UnknownRunError, build_report, compare, list_runs
+
+__all__ = ["RunReport", "UnknownRunError", "build_report", "compare", "list_runs"]
