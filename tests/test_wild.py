@@ -370,3 +370,117 @@ def test_a_reference_whose_recorded_values_move_with_the_clock_still_solves_late
         assert not wrong.solved
     finally:
         prep.close()
+
+
+def test_functions_defined_under_if_or_except_at_module_level_become_tasks(tmp_path):
+    root = make_repo(tmp_path / "branches", {
+        "pyproject.toml": '[project]\nname = "branches"\nversion = "1.0"\n',
+        "lib.py": '''
+            try:
+                import not_installed_anywhere
+            except ImportError:
+                def fallback(x):
+                    y = x + 1
+                    return y
+
+            if True:
+                def doubled(x):
+                    z = x * 2
+                    return z
+        ''',
+        "tests/test_lib.py": '''
+            from lib import doubled, fallback
+
+
+            def test_fallback():
+                assert fallback(1) == 2
+
+
+            def test_doubled():
+                assert doubled(2) == 4
+        ''',
+    })
+    oracle, null = oracle_and_null(root, tmp_path / "home")
+    assert_all_valid(oracle, null, 2)
+
+
+def test_property_tests_that_keep_an_example_database_do_not_look_like_writes_outside(tmp_path):
+    """Hypothesis writes ./.hypothesis; in the sandbox it goes to the child's own temporary folder."""
+    root = make_repo(tmp_path / "props", {
+        "pyproject.toml": '[project]\nname = "props"\nversion = "1.0"\n',
+        "lib.py": LIB,
+        "tests/test_lib.py": '''
+            from hypothesis import given, strategies as st
+
+            from lib import clip, total
+
+
+            @given(st.lists(st.integers(), max_size=5))
+            def test_total(xs):
+                assert total(xs) == sum(xs)
+
+
+            @given(st.integers())
+            def test_clip(x):
+                assert 0 <= clip(x, 0, 3) <= 3
+        ''',
+    })
+    oracle, null = oracle_and_null(root, tmp_path / "home")
+    assert_all_valid(oracle, null, 2)
+
+
+def test_more_covering_tests_than_a_command_line_holds_go_to_pytest_through_a_file(tmp_path):
+    """packaging's 26,874 covering ids overflowed the kernel's argument limit (E2BIG)."""
+    from regrow.verify import sandbox
+
+    root = make_repo(tmp_path / "many", {
+        "pyproject.toml": '[project]\nname = "many"\nversion = "1.0"\n',
+        "lib.py": LIB,
+        "tests/test_lib.py": '''
+            import pytest
+
+            from lib import clip, total
+
+
+            @pytest.mark.parametrize("n", range(3000))
+            def test_total_of_a_long_range_of_cases_with_a_rather_long_name_each(n):
+                assert total([n, 1]) == n + 1
+
+
+            def test_clip():
+                assert clip(5, 0, 3) == 3
+        ''',
+    })
+    home = tmp_path / "home"
+    prep = prepare(str(root), cfg(home, solver="oracle", trust="subprocess"))
+    prep.close()
+    task = next(t for t in prep.tasks if t.task_id == "lib:total")
+    assert task.is_valid, task.reason
+    assert sum(len(t) + 1 for t in task.tests) > sandbox.MAX_ARGV_CHARS  # the file path was taken
+
+
+def test_requirement_files_that_pin_coverage_or_the_project_itself_still_install(tmp_path):
+    from regrow.source.envs import _unpin_own
+
+    root = make_repo(tmp_path / "pins", {
+        "requirements/dev.txt": "-r test.txt\nclick==8.1.7  # the project itself\nsphinx>=7\n",
+        "requirements/test.txt": "coverage==7.2.7\npytest>=8\n",
+    })
+    dropped = _unpin_own(root, ("requirements/dev.txt",), {"coverage", "click"})
+    assert sorted(dropped) == ["click==8.1.7", "coverage==7.2.7"]
+    assert (root / "requirements/dev.txt").read_text() == "-r test.txt\nsphinx>=7\n"
+    assert (root / "requirements/test.txt").read_text() == "pytest>=8\n"
+
+
+def test_a_conftest_that_does_not_load_with_this_pytest_is_named_as_the_cause(tmp_path):
+    root = make_repo(tmp_path / "oldhooks", {
+        "pyproject.toml": '[project]\nname = "oldhooks"\nversion = "1.0"\n',
+        "lib.py": LIB,
+        "tests/conftest.py": '''
+            def pytest_collect_file(file_path, path, parent):  # py.path's `path` is gone in pytest 9
+                return None
+        ''',
+        "tests/test_lib.py": TESTS,
+    })
+    with pytest.raises(NoTestsError, match="a conftest.py does not load with this pytest"):
+        prepare(str(root), cfg(tmp_path / "home"), validate=False)

@@ -37,3 +37,12 @@ class SolverError(RegrowError):
 
 class SandboxError(RegrowError):
     """The sandbox itself failed (not the candidate): could not start, lost its worker."""
+
+
+class EngineError(SandboxError):
+    """A warm worker could not be started (the target's interpreter lacks pytest, or it crashed at
+    once); the verifier falls back to a fresh pytest per candidate."""
+
+
+class UnknownRunError(RegrowError):
+    """No run of that id in the store."""

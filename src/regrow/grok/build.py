@@ -158,6 +158,10 @@ def _pytest_said(tail: str, limit: int = 1500) -> str:
     return f"pytest said{left_out}:\n{said[-limit:]}"
 
 
+RECORD_MIN_S = 120.0  # the recording may always take this long
+RECORD_FACTOR = 10.0  # ... or this many times the test map's duration
+
+
 def _no_tests_reason(source: Source, files: dict, tmap) -> str:
     """Why a suite gave no test result, in the user's terms."""
     if tmap.outcome.timed_out:
@@ -169,6 +173,12 @@ def _no_tests_reason(source: Source, files: dict, tmap) -> str:
     if not any(is_test_path(rel) or rel.rsplit("/", 1)[-1].startswith("test") for rel in files):
         return (f"ships no tests: no test files in {source.root} (source distributions often leave "
                 "them out; use a checkout of the repository)")
+    output = tmap.outcome.output_tail
+    conftest = re.search(r"(PluginValidationError: Plugin '[^']*conftest\.py'[^\n]*|"
+                         r"ImportError while loading conftest '[^']*')", output)
+    if conftest:
+        return (f"collected no tests: a conftest.py does not load with this pytest ({conftest.group(1)[:160]}); "
+                "the project may need an older pytest: give an environment that has it with --python")
     return "collected no tests"
 
 
@@ -280,9 +290,17 @@ def grok(source: Source, env: Environment, store: Store, *, timeout: float = 180
             ids = tmap.covering(sym)
             if ids and not sym.is_test:
                 coverage[sym.qualname] = ids
+        # The recording (the suite once more, every call into the target logged) is bounded by
+        # the test map's own time: a recorder slowed by huge values must not stall grok; the
+        # calls recorded until then are kept.
+        record_timeout = min(timeout, max(RECORD_MIN_S, RECORD_FACTOR * tmap.outcome.duration))
+        log(f"running the suite once more to record calls for the equivalence check "
+            f"(at most {record_timeout:.0f} s)")
         rec = record_calls(source.root, env.python, source.import_roots, store, source.key,
-                           qualnames=set(coverage), timeout=timeout, workdir=workdir,
+                           qualnames=set(coverage), timeout=record_timeout, workdir=workdir,
                            pytest_args=options.args, test_timeout=test_timeout)
+        if rec.outcome.timed_out:
+            log(f"the recording stopped at its limit; keeping the {rec.calls} calls recorded until then")
         log(f"recorded {rec.calls} call{'s' if rec.calls != 1 else ''} into {rec.functions} "
             f"function{'s' if rec.functions != 1 else ''} for the equivalence check")
         seen_again = set(rec.outcome.results) if rec.outcome.finished else None

@@ -3,6 +3,6 @@
 - `runs`: `build_report`, `compare`, `list_runs`.
 """
 
-from regrow.report.runs import RunReport, UnknownRunError, build_report, compare, list_runs
+from regrow.report.runs import RunReport, build_report, compare, list_runs
 
-__all__ = ["RunReport", "UnknownRunError", "build_report", "compare", "list_runs"]
+__all__ = ["RunReport", "build_report", "compare", "list_runs"]

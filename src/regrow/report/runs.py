@@ -9,16 +9,13 @@ import json
 import statistics
 from dataclasses import dataclass, field
 
-from regrow.errors import RegrowError
+from regrow.errors import UnknownRunError
 from regrow.tasks.hollow import HollowConfig
 from regrow.core.scores import edit_scores, pass_at_k
 from regrow.store import Store
 from regrow.store.runs import attempt_rows, list_runs, run_row
 from regrow.tasks.build import load_tasks, summarize
-
-
-class UnknownRunError(RegrowError):
-    """No run of that id in the store."""
+from regrow.tasks.strength import summary as strength_summary
 
 
 @dataclass
@@ -120,7 +117,7 @@ def build_report(store: Store, run_id: str) -> RunReport:
     file_sims, file_errs = _file_scores(by_id, final_bodies)
     return RunReport(
         run_id=run_id, source=run["spec"], solver=run["solver"], samples=samples, turns=turns,
-        tasks=summarize(tasks, excluded), chosen=len(chosen_ids), chains=len(chains), attempts=len(rows),
+        tasks={**summarize(tasks, excluded), "strength": strength_summary(tasks)}, chosen=len(chosen_ids), chains=len(chains), attempts=len(rows),
         solved_tasks=sum(1 for p in per_task if p["solved_chains"] > 0),
         pass_at={k: statistics.fmean(v) for k, v in pass_at.items()},
         pass_at_first_turn=statistics.fmean(first_turn) if first_turn else 0.0,

@@ -484,6 +484,36 @@ class _Attempt:
     args: tuple[str, ...]
 
 
+def _unpin_own(build_root: Path, files: tuple[str, ...], names: set[str]) -> list[str]:
+    """Drop, from the scratch copies of the requirement files (and the files they include), the
+    lines that pin a package regrow installs itself: coverage (it must be regrow's own version,
+    whose data regrow reads) and the project under test (a lock file pinning an older release of
+    it cannot be installed beside it). Returns the lines dropped."""
+    dropped: list[str] = []
+    todo, seen = [build_root / rel for rel in files], set()
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        kept = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            bare = line.split(" #", 1)[0].strip()
+            include = re.match(r"^-[rc]\s*(\S+)|^--(?:requirement|constraint)[=\s]+(\S+)", bare)
+            if include:
+                todo.append(path.parent / (include.group(1) or include.group(2)))
+            try:
+                name = canonicalize_name(Requirement(bare).name) if bare and not bare.startswith("-") else None
+            except InvalidRequirement:
+                name = None
+            if name in names:
+                dropped.append(bare)
+                continue
+            kept.append(line)
+        path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return dropped
+
+
 def _attempts(target: str | None, requirements: TestRequirements, build_root: Path) -> list[_Attempt]:
     """The install commands to try, from everything down to the bare package with pytest."""
     tools = (*requirements.fallback, *requirements.plugins, coverage_requirement())
@@ -533,6 +563,9 @@ def _build(source: Source, requirements: TestRequirements, env_dir: Path, home: 
             extra_env["SETUPTOOLS_SCM_PRETEND_VERSION"] = pretend
             extra_env[f"SETUPTOOLS_SCM_PRETEND_VERSION_FOR_{re.sub(r'[^A-Z0-9]+', '_', source.name.upper())}"] = pretend
         target = str(build_root) if installable else None
+        dropped = _unpin_own(build_root, requirements.requirement_files, {"coverage", canonicalize_name(source.name)})
+        if dropped:
+            say(f"left out of the requirement files (regrow installs these itself): {', '.join(dropped)}")
         attempts = _attempts(target, requirements, build_root)
         failure = ""
         for number, attempt in enumerate(attempts, 1):

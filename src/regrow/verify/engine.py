@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from regrow.errors import RegrowError
+from regrow.errors import EngineError
 from regrow.verify.sandbox import PLUGIN_DIR, Outcome, parse_records
 from regrow.source.workspace import private_copy
 
@@ -40,10 +40,6 @@ WORKER = PLUGIN_DIR / "regrow_worker.py"
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 _UNSHARE: bool | None = None
 _UNSHARE_LOCK = threading.Lock()
-
-
-class EngineError(RegrowError):
-    """A worker could not be started (the target's interpreter lacks pytest, or it crashed at once)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ class Outcome:
 
 
 KEY_MARK = "[#"  # a test id written as a stable key: path::test[#position] (see _plugin/regrow_pytest.py)
+MAX_ARGV_CHARS = 64 * 1024  # test ids past this go to pytest through a file, not the command line
 
 
 class Sandbox(Protocol):
@@ -162,8 +163,10 @@ class LocalSandbox:
             if job.test_timeout > 0:
                 env["REGROW_TEST_TIMEOUT"] = f"{job.test_timeout:g}"
             test_ids = list(job.test_ids)
-            if any(KEY_MARK in t for t in test_ids):  # stable keys: pytest collects their files,
-                select = tmpdir / "select.json"       # the plugin keeps the items asked for
+            # Stable keys, or more ids than a command line holds (the kernel's limit on argv):
+            # pytest collects their files, the plugin keeps the items asked for.
+            if any(KEY_MARK in t for t in test_ids) or sum(len(t) + 1 for t in test_ids) > MAX_ARGV_CHARS:
+                select = tmpdir / "select.json"
                 select.write_text(json.dumps(test_ids), encoding="utf-8")
                 env["REGROW_SELECT"] = str(select)
                 test_ids = list(dict.fromkeys(t.split("::", 1)[0] for t in test_ids))

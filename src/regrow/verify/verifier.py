@@ -26,7 +26,8 @@ from typing import Any
 from regrow.verify import equivalence
 from regrow.verify import hackscan
 from regrow.core import pyast
-from regrow.verify.engine import Engine, EngineConfig, EngineError
+from regrow.errors import EngineError
+from regrow.verify.engine import Engine, EngineConfig
 from regrow.core.task import STUB, function_text, splice
 from regrow.verify.sandbox import Job, LocalSandbox, Outcome, Sandbox
 from regrow.core.scores import edit_scores
@@ -224,6 +225,10 @@ def parse_function(text: str, symbol: tuple[str, int, int], classes: tuple[str, 
     """
     _name, first, last = symbol
     lines = text.splitlines(True)[first - 1: last]
+    if not classes and lines:  # a def indented under `if`/`try` at module level: parse it at the margin
+        indent = len(lines[0]) - len(lines[0].lstrip())
+        if indent and all(not ln.strip() or ln[:indent].isspace() for ln in lines):
+            lines = [ln[indent:] if ln.strip() else ln for ln in lines]
     header = "".join(f"{' ' * i}class {c}:\n" for i, c in enumerate(classes))
     pad = max(0, first - 1 - len(classes))
     pyast.parse("\n" * pad + header + "".join(lines))

@@ -196,6 +196,15 @@ def _enter_sandbox(req, wfd, tmp):
         os._exit(70)  # the worker is already gone
     os.environ["HOME"] = tmp
     os.environ["TMPDIR"] = tmp
+    # Hypothesis keeps its example database under ./.hypothesis (the copy): in the child it goes
+    # to the child's own temporary directory, where writes are allowed.
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(tmp, ".hypothesis")
+    hyp = sys.modules.get("hypothesis.configuration")
+    if hyp is not None and hasattr(hyp, "set_hypothesis_home_dir"):
+        try:
+            hyp.set_hypothesis_home_dir(os.path.join(tmp, ".hypothesis"))
+        except Exception:
+            pass
     tempfile.tempdir = None
     sys.dont_write_bytecode = True
     mods = {}
