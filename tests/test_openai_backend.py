@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import socket
 import threading
 import time
@@ -218,3 +220,15 @@ def test_the_solver_registry_builds_it_from_a_spec():
     s = make_solver("openai:qwen@http://127.0.0.1:8000/v1", SolverOptions(max_retries=1))
     assert isinstance(s, OpenAISolver)
     assert s.model == "qwen" and s.base_url == "http://127.0.0.1:8000/v1" and s.options.max_retries == 1
+
+
+def test_without_the_local_extra_prompts_are_counted_with_the_approximate_tokenizer():
+    """The docstring promised a fallback; an unguarded `import llama_cpp` broke it."""
+    code = ("import sys; sys.modules['llama_cpp'] = None\n"  # makes `import llama_cpp` raise ImportError
+            "from regrow.solve.solvers.openai_backend import OpenAISolver\n"
+            "s = OpenAISolver(model='m', base_url='http://127.0.0.1:9/v1')\n"
+            "print(type(s.tokenizer).__name__, s.tokenizer.count('def f(x):\\n    return x'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    name, count = done.stdout.split()
+    assert name == "ApproxTokenizer" and int(count) > 0

@@ -53,8 +53,11 @@ def quiet_llama():
     One lock and one callback that is never freed: two threads loading at once cannot leave
     llama.cpp calling a collected callback."""
     global _SILENT
-    import llama_cpp
-    from llama_cpp import _logger
+    try:
+        import llama_cpp
+        from llama_cpp import _logger
+    except ImportError as exc:  # the `local` extra is not installed
+        raise ConfigError("llama-cpp-python is not installed (pip install 'regrow[local]')") from exc
 
     with _LOG_LOCK:
         if _SILENT is None:
