@@ -31,6 +31,7 @@ from regrow.store.runs import create_run, finish_run, has_run
 from regrow.source.suite import SuiteOptions, session_options
 from regrow.core.task import Task
 from regrow.tasks.build import Exclusion, build_tasks
+from regrow.tasks.strength import strength_of
 from regrow.verify.verifier import Verifier, VerifyConfig
 
 
@@ -103,12 +104,52 @@ def choose_tasks(valid: list[Task], limit: int | None, seed: int) -> list[Task]:
     return ordered[:limit] if limit else ordered
 
 
+def strong_enough(valid: list[Task], min_strength: float | None, hooks: Hooks = Hooks()) -> list[Task]:
+    """The tasks whose known strength is at least ``min_strength`` (unmeasured tasks are kept)."""
+    if min_strength is None:
+        return valid
+    from regrow.errors import NoTestsError
+    kept = [t for t in valid if (s := strength_of(t)) is None or s >= min_strength]
+    if len(kept) < len(valid):
+        hooks.log(f"--min-strength {min_strength}: left out {len(valid) - len(kept)} of {len(valid)} valid tasks "
+                  "whose tests kill too few mutants")
+    if not kept:
+        raise NoTestsError(f"no valid task has strength >= {min_strength} (of {len(valid)} valid)")
+    return kept
+
+
+def measure_strength(spec: str, config: RunConfig, hooks: Hooks = Hooks(), *, tasks: int | None = None,
+                     again: bool = False, max_mutants: int | None = None) -> list[Task]:
+    """`regrow strength`: mutate each valid task's reference and verify every mutant (fail-fast,
+    fast trust); each task's record is stored in ``task.extra["strength"]``. Returns the tasks measured."""
+    from regrow.tasks.strength import measure_tasks
+
+    prep = prepare(spec, config, hooks)
+    try:
+        prep.verifier.close()  # validation's workers: the strength verifier starts its own
+        chosen = choose_tasks(prep.valid, tasks, config.seed)
+        options = SuiteOptions.from_json(prep.index.facts.get("pytest_options")) or session_options(prep.source.root)
+        slowest = max((t.test_seconds for t in chosen), default=0.0)
+        verifier = Verifier(prep.source.root, prep.env.python, prep.source.import_roots,
+                            config=VerifyConfig(timeout=min(config.timeout, max(10.0, 10 * slowest + 5)),
+                                                trust="fast", fail_fast=True, workers=config.workers,
+                                                hide=(str(config.home),), pytest_args=options.args))
+        with verifier:
+            return measure_tasks(chosen, verifier, store=prep.store, source_key=prep.source.key,
+                                 hollow_key=HollowConfig(min_statements=config.min_statements).key(),
+                                 durations=prep.index.tests, workers=config.workers, again=again,
+                                 max_mutants=max_mutants, progress=lambda d, n: hooks.progress("strength", d, n),
+                                 log=hooks.log)
+    finally:
+        prep.close()
+
+
 def run_key(source: Source, config: RunConfig, solver_identity: str | None = None) -> str:
     what = {"source": source.key, "solver": solver_identity or config.solver, "samples": config.samples, "turns": config.turns,
             "tasks": config.tasks, "seed": config.seed, "min_statements": config.min_statements,
             "temperature": config.temperature, "max_tokens": config.max_tokens}
     # Settings that change results name a different run; defaults keep earlier run ids.
-    for name in ("stop_on_solve", "task_tokens", "task_seconds", "trust", "context", "fail_fast"):
+    for name in ("stop_on_solve", "task_tokens", "task_seconds", "trust", "context", "fail_fast", "min_strength"):
         value = getattr(config, name)
         if value != RunConfig.model_fields[name].default:
             what[name] = value
@@ -132,7 +173,7 @@ def _run_prepared(prep: Prepared, spec: str, config: RunConfig, hooks: Hooks) ->
         from regrow.errors import NoTestsError
         raise NoTestsError(f"{prep.source.name}: no valid tasks (of {len(prep.tasks)} hollowed functions); "
                            "see `regrow hollow` for the reasons")
-    chosen = choose_tasks(prep.valid, config.tasks, config.seed)
+    chosen = choose_tasks(strong_enough(prep.valid, config.min_strength, hooks), config.tasks, config.seed)
     solver = make_solver(config.solver, _solver_options(config), root=prep.source.root, index=prep.index)
     # A model solver's identity includes its resolved options (sampling, budgets): other options, other run.
     run_id = config.run_id or run_key(prep.source, config, solver.identity)

@@ -234,6 +234,11 @@ def _render_tasks(summary: dict) -> None:
     table.add_row("[bold]valid[/]", f"[bold]{summary['valid']}[/]")
     for reason, n in summary["by_reason"].items():
         table.add_row(f"  {escape(reason)}", str(n))
+    st = summary.get("strength")
+    if st and st.get("known"):
+        table.add_row("strength measured", str(st["known"]))
+        table.add_row("  median strength", _pct(st["median"]))
+        table.add_row(f"  weak (below {_pct(st['threshold'])})", str(st["weak"]))
     out.print(table)
 
 
@@ -271,6 +276,9 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
                                             "tests-passed counts only the tests that ran)."),
         no_cache: bool = typer.Option(False, "--no-cache", metavar="", show_default=False,
                                       help="Do not reuse stored model responses."),
+        min_strength: Optional[float] = typer.Option(None, "--min-strength",
+                                                     help="Leave out tasks whose measured strength (`regrow "
+                                                          "strength`) is below this. Default: keep all."),
         home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
     """Grok, hollow, validate, then let a solver regrow each body; prints the report."""
     from regrow.api import open_store, run as run_
@@ -282,7 +290,8 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
                          min_statements=min_statements, temperature=temperature, max_tokens=max_tokens,
                          run_id=run_id, cache=False if no_cache else None, stop_on_solve=stop_on_solve or None,
                          task_tokens=task_tokens, task_seconds=task_seconds, model_concurrency=model_concurrency,
-                         trust=trust, context=context, fail_fast=fail_fast or None)
+                         trust=trust, context=context, fail_fast=fail_fast or None,
+                         min_strength=min_strength)
         check_spec(config.solver)  # seconds, not the minutes before the solver is built
         with _hooks(as_json) as hooks:
             rid = run_(source, config, hooks)
@@ -411,6 +420,53 @@ def mcp(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
         engine = load_engine(source, _config(home=home, python=python), hooks)
     with _guard():
         serve(engine, tokenizer=tokenizer)
+
+
+STRENGTH_ROWS = 60
+
+
+@app.command()
+def strength(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERSION]."),
+             threshold: float = typer.Option(0.8, "--threshold", help="Tasks below this strength are weak."),
+             tasks: Optional[int] = typer.Option(None, "--tasks", "-n", help="At most this many tasks (chosen by "
+                                                                             "seed). Default: all."),
+             max_mutants: Optional[int] = typer.Option(None, "--max-mutants", help="Mutants per task. Default: all."),
+             again: bool = typer.Option(False, "--again", metavar="", show_default=False,
+                                        help="Measure again tasks whose strength is already stored."),
+             workers: Optional[int] = WorkersOpt, min_statements: Optional[int] = MinStatementsOpt,
+             timeout: Optional[float] = typer.Option(None, "--timeout", help=_help("Most seconds per mutant.",
+                                                                                   "timeout")),
+             home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
+    """Mutation-test every valid task: can its covering tests tell right from wrong? Weakest first."""
+    from regrow.api import measure_strength
+    from regrow.tasks.strength import strength_of, summary
+    with _guard(), _hooks(as_json) as hooks:
+        measured = measure_strength(source, _config(home=home, python=python, workers=workers, timeout=timeout,
+                                                    min_statements=min_statements), hooks,
+                                    tasks=tasks, again=again, max_mutants=max_mutants)
+    rows = sorted((t for t in measured if t.extra.get("strength")),
+                  key=lambda t: (-1.0 if strength_of(t) is None else strength_of(t), t.task_id))
+    summ = summary(measured, threshold)
+    if as_json:
+        out.print_json(json.dumps({"summary": summ,
+                                   "tasks": [{"task_id": t.task_id, **t.extra["strength"]} for t in rows]}))
+        return
+    table = Table(title=f"task strength ({plural(summ['known'], 'task')}, weakest first)")
+    for col in ("task", "strength", "killed", "survived", "timeout", "equiv", "first survivor"):
+        table.add_column(col, justify="left" if col in ("task", "first survivor") else "right")
+    for t in rows[:STRENGTH_ROWS]:
+        rec, value = t.extra["strength"], strength_of(t)
+        weak = value is not None and value < threshold
+        first = next((ln[1:].strip() for s in rec["survivors"][:1] for ln in s["diff"].splitlines()
+                      if ln.startswith("+") and not ln.startswith("+++")), "")
+        table.add_row(("[bold red]" if weak else "") + escape(t.task_id) + ("[/]" if weak else ""),
+                      _pct(value), str(rec["killed"]), str(rec["survived"]), str(rec["timeout"]),
+                      str(rec["equivalent"]), escape(first[:60]))
+    out.print(table)
+    if len(rows) > STRENGTH_ROWS:
+        out.print(f"... and {len(rows) - STRENGTH_ROWS} more (--json lists them all)")
+    out.print(f"median strength {_pct(summ['median'])}; {summ['weak']} of {summ['known']} tasks below "
+              f"{_pct(threshold)}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - entry point

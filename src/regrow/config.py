@@ -52,6 +52,10 @@ class RunConfig(BaseModel):
     fail_fast: bool = Field(False, description="Stop a candidate's tests at the first one that does not pass "
                                                "(a binary reward at less cost; the tests-passed fraction then "
                                                "counts only the tests that ran).")
+    min_strength: float | None = Field(None, ge=0, le=1,
+                                       description="Leave out tasks whose measured strength (`regrow strength`: "
+                                                   "the share of mutants their tests kill) is below this; "
+                                                   "tasks not measured are kept.")
 
 
     @field_validator("home", "python", mode="after")
