@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.regrow-installed
 DEMO_SOURCE ?= pypi:toolz==1.0.0
 DEMO_HOME   ?= .regrow
 
-.PHONY: install test demo demo-oracle clean
+.PHONY: install browser test demo demo-oracle clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,15 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-test: $(STAMP)
+# tests/test_html.py drives the HTML reports in a real headless Chromium. It comes from the Debian
+# packages (Playwright's own browser download is not used); installed only when missing.
+CHROMIUM ?= /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	@[ -x $(CHROMIUM) ] || { echo "no Chromium at $(CHROMIUM): tests/test_html.py needs it" >&2; exit 1; }
+
+test: $(STAMP) browser
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
@@ -41,6 +49,8 @@ demo: $(STAMP)
 	$(DEMO_RUN) --solver null
 	$(DEMO_RUN) --solver retrieval
 	$(BIN)/regrow compare --home $(DEMO_HOME) $$($(DEMO_IDS))
+	$(BIN)/regrow report --home $(DEMO_HOME) $$($(DEMO_IDS) | cut -d' ' -f1) --html $(DEMO_HOME)/report.html >/dev/null
+	$(BIN)/regrow compare --home $(DEMO_HOME) $$($(DEMO_IDS)) --html $(DEMO_HOME)/compare.html >/dev/null
 
 demo-oracle: $(STAMP)
 	$(BIN)/regrow run $(DEMO_SOURCE) --solver oracle --home $(DEMO_HOME)
