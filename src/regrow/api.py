@@ -12,11 +12,11 @@ import random
 import re
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
 from regrow.config import RunConfig
+from regrow.executor import Executor, ThreadExecutor
 from regrow.source.envs import Environment, ensure_environment
 from regrow.grok.build import grok
 from regrow.tasks.hollow import HollowConfig
@@ -191,7 +191,8 @@ def _run_prepared(prep: Prepared, spec: str, config: RunConfig, hooks: Hooks) ->
     return run_id
 
 
-def solve(prep: Prepared, chosen: list[Task], solver, run_id: str, config: RunConfig, hooks: Hooks) -> dict:
+def solve(prep: Prepared, chosen: list[Task], solver, run_id: str, config: RunConfig, hooks: Hooks,
+          executor: Executor | None = None) -> dict:
     """Run every (task, sample) chain. Model calls and verifications each have their own limit
     (semaphores), and enough threads to fill both, so the two overlap instead of adding up."""
     model_limit = config.model_concurrency or _solver_concurrency(solver) or config.workers
@@ -204,25 +205,24 @@ def solve(prep: Prepared, chosen: list[Task], solver, run_id: str, config: RunCo
     done, totals = 0, {"model": 0.0, "verify": 0.0}
     hooks.progress("solve", 0, len(chains))
     start = time.perf_counter()
-    pool = ThreadPoolExecutor(max_workers=model_limit + config.workers)
+    executor = executor or ThreadExecutor(model_limit + config.workers)
+
+    def chain(item):
+        task, sample = item
+        return run_chain(run_id, task, sample, solver=solver, verifier=prep.verifier, store=prep.store,
+                         turns=config.turns, seed=config.seed, source_root=str(prep.source.root),
+                         cache=config.cache, context=contexts.get, budget=budgets[task.task_id],
+                         model_slots=model_slots, verify_slots=verify_slots)
+
     try:
-        pending = {pool.submit(run_chain, run_id, t, s, solver=solver, verifier=prep.verifier, store=prep.store,
-                               turns=config.turns, seed=config.seed, source_root=str(prep.source.root),
-                               cache=config.cache, context=contexts.get, budget=budgets[t.task_id],
-                               model_slots=model_slots, verify_slots=verify_slots) for t, s in chains}
-        while pending:
-            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                res = fut.result()
-                totals["model"] += res.model_seconds
-                totals["verify"] += res.verify_seconds
-                done += 1
-                hooks.progress("solve", done, len(chains))
+        for _item, res in executor.map(chain, chains):
+            totals["model"] += res.model_seconds
+            totals["verify"] += res.verify_seconds
+            done += 1
+            hooks.progress("solve", done, len(chains))
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
         kill_active()
         raise
-    pool.shutdown()
     return {**totals, "wall": time.perf_counter() - start}
 
 

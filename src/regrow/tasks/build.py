@@ -6,11 +6,11 @@ or as an exclusion with its reason, so every report can account for all of them.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Callable
 
 from regrow.core.task import STUB
+from regrow.executor import Executor, ThreadExecutor
 from regrow.tasks.hollow import HollowConfig, eligibility, make_task
 from regrow.core.index import Index
 from regrow.grok.parse import read_source
@@ -130,8 +130,10 @@ def _needs_validation(task: Task) -> bool:
 
 def build_tasks(source: Source, index: Index, store: Store, verifier: Verifier, cfg: HollowConfig, *,
                 repeats: int = 3, workers: int = 2, progress: Progress | None = None,
-                log: Callable[[str], None] | None = None) -> tuple[list[Task], list[Exclusion]]:
-    """Plan, then validate what is not validated yet. Resumable: each result is saved as it comes."""
+                log: Callable[[str], None] | None = None,
+                executor: Executor | None = None) -> tuple[list[Task], list[Exclusion]]:
+    """Plan, then validate what is not validated yet, on ``executor`` (default: ``workers``
+    threads). Resumable: each result is saved as it comes."""
     log = log or (lambda _m: None)
     key = cfg.key()
     stored, excluded = load_tasks(store, source.key, key)
@@ -143,14 +145,12 @@ def build_tasks(source: Source, index: Index, store: Store, verifier: Verifier, 
     if pending:
         unstable = _unstable_tests(source, verifier, pending, repeats - 1, log)
         done = {t.task_id: t for t in stored if not _needs_validation(t)}
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = {pool.submit(validate_task, t, verifier, unstable): t for t in pending}
-            for n, fut in enumerate(as_completed(futures), 1):
-                task = fut.result()
-                _save(store, source.key, key, [task])
-                done[task.task_id] = task
-                if progress:
-                    progress(n, len(pending))
+        executor = executor or ThreadExecutor(workers)
+        for n, (_, task) in enumerate(executor.map(lambda t: validate_task(t, verifier, unstable), pending), 1):
+            _save(store, source.key, key, [task])
+            done[task.task_id] = task
+            if progress:
+                progress(n, len(pending))
         stored = [done[t.task_id] for t in stored]
     return stored, excluded
 
