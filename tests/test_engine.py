@@ -14,6 +14,7 @@ import pytest
 from regrow.verify import hackscan
 from regrow.verify.engine import module_name, prune_traceback
 from regrow.verify.equivalence import same
+from regrow.verify.backend import WarmBackend
 from regrow.verify.verifier import Verifier, VerifyConfig
 from tests.redteam.fixture import fixture_session
 
@@ -293,9 +294,8 @@ def test_waiting_spares_take_the_copy_on_write_faults_ahead_of_their_request(fx)
                 time.sleep(0.1)
             time.sleep(0.3)
             private[(prefault, budget)] = min(_anon_kb(s) for s in spares)
-            verifier = Verifier(src.root, prep.env.python, src.import_roots, config=VerifyConfig(workers=1))
-            verifier.engine.close()
-            verifier.engine = engine
+            verifier = Verifier(src.root, prep.env.python, src.import_roots, config=VerifyConfig(workers=1),
+                                backend=WarmBackend(engine))
             assert verifier.verify(task, task.reference_body).solved
             assert not verifier.verify(task, "return None").solved
         finally:

@@ -21,6 +21,7 @@ A mismatch raises ``eq-mismatch`` plus what the candidate's value was, when dece
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 from regrow.core.task import Task
@@ -66,21 +67,43 @@ def same(a, b) -> bool:
     return a == b and type(a) is type(b)
 
 
+class ExpectedValues:
+    """The reference's stable values per task, computed once and kept by a `Verifier`."""
+
+    def __init__(self):
+        self._values: dict[str, Expected | None] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(task: Task) -> str:
+        return task.task_id + ":" + str(hash(task.original_file))
+
+    def get(self, task: Task) -> tuple[bool, Expected | None]:
+        """(known, values): whether ``task``'s values were computed already, and them."""
+        with self._lock:
+            key = self.key(task)
+            return (True, self._values[key]) if key in self._values else (False, None)
+
+    def put(self, task: Task, values: Expected | None) -> None:
+        with self._lock:
+            self._values[self.key(task)] = values
+
+
+def _replay_reference(verifier, task: Task, cases: list[str]):
+    return verifier.backend.replay(task.path, task.original_file, (task.symbol.name, task.symbol.start, task.symbol.end),
+                                   tuple(task.symbol.local_name.split(".")[:-1]), task.task_id, list(cases),
+                                   timeout=verifier.config.timeout, memory_mb=verifier.config.memory_mb)
+
+
 def expected(verifier, task: Task) -> Expected | None:
     """The stable reference values for ``task``'s recorded calls (cached on the verifier)."""
-    key = task.task_id + ":" + str(hash(task.original_file))
-    with verifier._lock:
-        if key in verifier._expected:
-            return verifier._expected[key]
+    known, values = verifier.expected.get(task)
+    if known:
+        return values
     calls = verifier.calls.cases(task.task_id)[: verifier.config.max_cases]
     result = None
-    if calls and verifier.engine is not None:
-        engine = verifier.engine
-        last = task.symbol.end
-        files = engine.files(task.path, task.original_file, (task.symbol.name, task.symbol.start, last),
-                             tuple(task.symbol.local_name.split(".")[:-1]))
-        runs = [engine.replay(files, task.task_id, list(calls), timeout=verifier.config.timeout,
-                              memory_mb=verifier.config.memory_mb) for _ in range(2)]
+    if calls and verifier.replays:
+        runs = [_replay_reference(verifier, task, calls) for _ in range(2)]
         keep_cases, keep_values = [], []
         for i, case in enumerate(calls):
             a, b = runs[0].cases.get(i), runs[1].cases.get(i)
@@ -90,18 +113,13 @@ def expected(verifier, task: Task) -> Expected | None:
                 keep_cases.append(case)
                 keep_values.append(a)
         result = Expected(tuple(keep_cases), tuple(keep_values)) if keep_cases else None
-    with verifier._lock:
-        verifier._expected[key] = result
+    verifier.expected.put(task, result)
     return result
 
 
 def cached(verifier, task: Task) -> tuple[bool, Expected | None]:
     """(known, expected): whether ``task``'s expected values were already computed, and them."""
-    with verifier._lock:
-        key = task.task_id + ":" + str(hash(task.original_file))
-        if key in verifier._expected:
-            return True, verifier._expected[key]
-    return False, None
+    return verifier.expected.get(task)
 
 
 def check(verifier, task: Task, text: str, symbol, classes, rep=None) -> EqResult:
@@ -114,20 +132,14 @@ def check(verifier, task: Task, text: str, symbol, classes, rep=None) -> EqResul
     if exp is None:
         return EqResult(0, 0)
     if rep is None:
-        engine = verifier.engine
-        rep = engine.replay(engine.files(task.path, text, symbol, classes), task.task_id, list(exp.cases),
-                            timeout=verifier.config.timeout, memory_mb=verifier.config.memory_mb)
+        rep = verifier.backend.replay(task.path, text, symbol, classes, task.task_id, list(exp.cases),
+                                      timeout=verifier.config.timeout, memory_mb=verifier.config.memory_mb)
     flags = set(rep.flags)
     values = list(exp.values)
     if any(not _agrees(want, rep.cases.get(i)) for i, want in enumerate(values)):
         # The reference itself may have moved since its values were taken (a clock, a TTL):
         # replay it once more now; a call whose value moved is not evidence against anyone.
-        engine = verifier.engine
-        now = engine.replay(engine.files(task.path, task.original_file, (task.symbol.name, task.symbol.start,
-                                                                          task.symbol.end),
-                                         tuple(task.symbol.local_name.split(".")[:-1])),
-                            task.task_id, list(exp.cases), timeout=verifier.config.timeout,
-                            memory_mb=verifier.config.memory_mb)
+        now = _replay_reference(verifier, task, list(exp.cases))
         values = [want if _agrees(want, now.cases.get(i)) else None for i, want in enumerate(values)]
     matched = 0
     first = ""

@@ -16,7 +16,6 @@ Trust levels (``VerifyConfig.trust``):
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -24,17 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from regrow.verify import equivalence
+from regrow.verify.equivalence import ExpectedValues
 from regrow.verify import hackscan
 from regrow.core import pyast
 from regrow.errors import EngineError
+from regrow.verify.backend import SubprocessBackend, VerifyBackend, WarmBackend, backend_for
 from regrow.verify.engine import Engine, EngineConfig
 from regrow.core.task import STUB, function_text, splice
-from regrow.verify.sandbox import Job, LocalSandbox, Outcome, Sandbox
+from regrow.verify.sandbox import Outcome, Sandbox
 from regrow.core.scores import edit_scores
 from regrow.core.task import Task
 from regrow.core.verdict import (CRASHED, FAILED_STATUS, INFO_FLAGS, MALFORMED, MISSING, PASSED, SKIPPED, SOLVED, TIMEOUT,
                       XFAILED, TestOutcome, Verdict)
-from regrow.source.workspace import private_copy, remove_tree, scratch_dir, replace_file
 
 FEEDBACK_CHARS = 2400
 TRUST_LEVELS = ("strict", "fast", "subprocess")
@@ -56,38 +56,47 @@ class VerifyConfig:
 class Verifier:
     """Verifies candidates for tasks of one source (pristine ``root``) with one interpreter.
 
-    Holds warm workers when the trust level uses them: call `close()` (or use it as a context
-    manager) when done. ``engine_config`` sets how the engine isolates (`EngineConfig`; its
-    ``workers`` and ``hide`` come from ``config``). ``calls`` gives the recorded calls of a function (see
+    Where the tests run is a `VerifyBackend` (`regrow.verify.backend`): handed in as ``backend``,
+    or the default of the trust level (the warm engine; a fresh pytest per candidate for
+    ``subprocess``, or when a ``sandbox`` is given). Holds warm workers when the backend has
+    them: call `close()` (or use it as a context manager) when done. ``engine_config`` sets how
+    the default warm engine isolates. ``calls`` gives the recorded calls of a function (see
     `regrow.grok.recorder.CallLog`) for the equivalence check; without it that check is skipped.
     """
 
     def __init__(self, root: Path, python: Path, import_roots: tuple[str, ...], *,
                  sandbox: Sandbox | None = None, config: VerifyConfig = VerifyConfig(),
-                 workdir: Path | None = None, calls=None, engine_config: EngineConfig | None = None):
+                 workdir: Path | None = None, calls=None, engine_config: EngineConfig | None = None,
+                 backend: VerifyBackend | None = None):
         if config.trust not in TRUST_LEVELS:
             raise ValueError(f"trust must be one of {', '.join(TRUST_LEVELS)}, not {config.trust!r}")
         self.root, self.python, self.import_roots = Path(root), Path(python), import_roots
-        self.sandbox = sandbox or LocalSandbox()
         self.config = config
         self.workdir = workdir
         self.calls = calls
-        self.engine: Engine | None = None
         self.engine_error = ""
-        if sandbox is None and config.trust != "subprocess":
-            ecfg = engine_config or EngineConfig()
-            self.engine = Engine(self.root, self.python, tuple(import_roots),
-                                 config=replace(ecfg, workers=config.workers, hide=tuple(config.hide) + ecfg.hide,
-                                                pytest_args=tuple(config.pytest_args) + ecfg.pytest_args),
-                                 workdir=workdir)
+        if backend is None and sandbox is not None:
+            backend = SubprocessBackend(self.root, self.python, import_roots, sandbox=sandbox, workdir=workdir,
+                                        pytest_args=config.pytest_args)
+        self.backend: VerifyBackend = backend or backend_for(
+            config.trust, self.root, self.python, tuple(import_roots), workers=config.workers, hide=config.hide,
+            pytest_args=config.pytest_args, workdir=workdir, engine_config=engine_config)
+        self.expected = ExpectedValues()  # the equivalence check's reference values, per task
         self._tests_text: dict[str, str] = {}
-        self._expected: dict[str, object] = {}
-        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine | None:
+        """The warm engine, when the backend is one (for inspection)."""
+        return self.backend.engine if isinstance(self.backend, WarmBackend) else None
+
+    @property
+    def replays(self) -> bool:
+        """Whether the backend can replay recorded calls (the equivalence check needs it)."""
+        return not isinstance(self.backend, SubprocessBackend)
 
     def close(self) -> None:
         """Stop the warm workers and remove their copies (a later verify starts them again)."""
-        if self.engine is not None:
-            self.engine.close()
+        self.backend.close()
 
     def __enter__(self) -> "Verifier":
         return self
@@ -99,36 +108,20 @@ class Verifier:
              symbol: tuple[str, int, int] | None = None, classes: tuple[str, ...] = (),
              replay: tuple[str, list[str]] | None = None,
              while_waiting: Callable[[], object] | None = None) -> Outcome:
-        engine = self.engine
-        if engine is not None:
-            try:
-                return engine.run(engine.files(relpath, text, symbol, classes), test_ids,
-                                  timeout=self.config.timeout, memory_mb=self.config.memory_mb, replay=replay,
-                                  while_waiting=while_waiting, fail_fast=self.config.fail_fast)
-            except EngineError as exc:  # the target cannot host a warm worker: fall back, once
-                self.engine_error = str(exc)[:2000]
-                self.engine = None
-                engine.close()
-        return self._run_cold(relpath, text, test_ids)
+        try:
+            return self.backend.run(relpath, text, test_ids, symbol=symbol, classes=classes,
+                                    timeout=self.config.timeout, memory_mb=self.config.memory_mb,
+                                    fail_fast=self.config.fail_fast, replay=replay, while_waiting=while_waiting)
+        except EngineError as exc:  # the target cannot host a warm worker: fall back, once
+            self.engine_error = str(exc)[:2000]
+            self.backend.close()
+            self.backend = SubprocessBackend(self.root, self.python, self.import_roots, workdir=self.workdir,
+                                             pytest_args=self.config.pytest_args)
+            return self._run(relpath, text, test_ids)
 
     def run_file(self, relpath: str, text: str | None, test_ids: tuple[str, ...]) -> Outcome:
         """Run ``test_ids`` on a private copy where ``relpath`` holds ``text`` (None: unchanged)."""
         return self._run(relpath, text, test_ids)
-
-    def _run_cold(self, relpath: str, text: str | None, test_ids: tuple[str, ...]) -> Outcome:
-        tmp = scratch_dir("verify", self.workdir)
-        try:
-            copy = private_copy(self.root, tmp / "src", link=False)  # writes must not reach the pristine tree
-            if text is not None:
-                replace_file(copy, relpath, text)
-            paths = tuple(str(copy / r) if r not in (".", "") else str(copy) for r in self.import_roots)
-            job = Job(cwd=copy, python=self.python, test_ids=test_ids, pythonpath=paths,
-                      timeout=self.config.timeout, memory_mb=self.config.memory_mb,
-                      pytest_args=(*self.config.pytest_args, *(("-x",) if self.config.fail_fast else ())))
-            outcome = self.sandbox.run(job)
-            return replace(outcome, extra=dict(outcome.extra, engine="subprocess"))
-        finally:
-            remove_tree(tmp)
 
     def verify(self, task: Task, body: str | None, *, malformed: str = "") -> Verdict:
         """Judge ``body`` (dedented, no docstring) as the body of ``task``'s function."""
@@ -150,7 +143,7 @@ class Verifier:
         scan = _Once(lambda: hackscan.scan(body, task.reference_body, self._test_texts(task))
                      if trust != "fast" else ())
         replay = None
-        if trust == "strict" and self.calls is not None and self.engine is not None:
+        if trust == "strict" and self.calls is not None and self.replays:
             # Expected values already known: replay the candidate in a second child while the tests
             # run (the first candidate of a task computes them after its tests, only if it passes).
             known, exp = equivalence.cached(self, task)
@@ -163,7 +156,7 @@ class Verifier:
         verdict = judge(task, outcome, self.config.feedback_chars)
         flags = set(verdict.flags) | set(outcome.flags) | set(scan()) | outcome_flags(verdict.outcomes)
         eq_cases = eq_matched = 0
-        if trust == "strict" and self.calls is not None and self.engine is not None and verdict.status == SOLVED \
+        if trust == "strict" and self.calls is not None and self.replays and verdict.status == SOLVED \
                 and not (flags - INFO_FLAGS):
             eq = equivalence.check(self, task, text, symbol, classes, rep=rep)
             eq_cases, eq_matched = eq.cases, eq.matched
