@@ -91,7 +91,7 @@ def bench(spec: str, home: Path, n: int, seed: int = 0, timeout: float = 10.0) -
         c.append(time.perf_counter() - t0)
         over.append(c[-1] - sum(o.duration for o in vc.outcomes))
         t0 = time.perf_counter()
-        cold._run_cold(task.path, splice(task, body), ())  # the whole suite
+        cold.run_file(task.path, splice(task, body), ())  # the whole suite
         b.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         vd = ff.verify(task, body)
