@@ -484,3 +484,30 @@ def test_a_conftest_that_does_not_load_with_this_pytest_is_named_as_the_cause(tm
     })
     with pytest.raises(NoTestsError, match="a conftest.py does not load with this pytest"):
         prepare(str(root), cfg(tmp_path / "home"), validate=False)
+
+
+def test_a_write_into_a_missing_folder_fails_as_the_os_would_without_a_flag(tmp_path):
+    """sqlparse's test asks `main` to write into a folder that does not exist and expects the
+    error; the sandbox must not turn that into writes-outside."""
+    root = make_repo(tmp_path / "outfile", {
+        "pyproject.toml": '[project]\nname = "outfile"\nversion = "1.0"\n',
+        "lib.py": more(LIB, '''
+
+            def save(text, path):
+                """Write text to path; 1 when the file cannot be opened."""
+                try:
+                    with open(path, "w") as fh:
+                        fh.write(text)
+                except OSError as exc:
+                    return 1 if exc.errno == 2 else 3
+                return 0
+        '''),
+        "tests/test_lib.py": more(TESTS, '''
+
+            def test_save_into_a_missing_folder():
+                from lib import save
+                assert save("x", "tests/no/such/folder/out.txt") == 1
+        '''),
+    })
+    oracle, null = oracle_and_null(root, tmp_path / "home")
+    assert_all_valid(oracle, null, 3)

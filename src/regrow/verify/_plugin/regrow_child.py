@@ -378,6 +378,10 @@ class _Guard:
     def _write_check(self, p):
         if p.startswith(self.tmp) or p == self.tmp[:-1] or p in ("/dev/null", "/dev/stdout", "/dev/stderr"):
             return
+        if not os.path.isdir(os.path.dirname(p)):
+            # The operating system would refuse it too (no such directory), and it changes nothing:
+            # fail the way it would, without charging anyone (a test may expect this very error).
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", p)
         base = os.path.basename(p)
         rel = p[len(self.copy):] if p.startswith(self.copy) else ""
         if base in W.CONFIG_NAMES or base.endswith(".pth") or (rel and W._is_test_path(rel)):
