@@ -469,6 +469,37 @@ def strength(source: str = typer.Argument(..., help="A directory, or pypi:NAME[=
               f"{_pct(threshold)}", highlight=False)
 
 
+@app.command()
+def export(run_ids: Optional[list[str]] = typer.Argument(None, help="Run ids (sft, dpo, grpo)."),
+           fmt: str = typer.Option(..., "--format", "-f", help="sft | dpo | grpo | tasks."),
+           output: Path = typer.Option(..., "-o", "--output", help="The file to write: .parquet or .jsonl."),
+           tasks_source: Optional[str] = typer.Option(None, "--tasks", help="Export a SOURCE's task set "
+                                                                            "(tasks, grpo) instead of runs."),
+           split: Optional[str] = typer.Option(None, "--split", help="file | module: a train/test split of "
+                                                                     "whole files or modules, as a split column."),
+           min_statements: Optional[int] = MinStatementsOpt,
+           home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt) -> None:
+    """Write a dataset from runs (sft, dpo, grpo) or from a source's tasks (tasks, grpo); see docs/training.md."""
+    from regrow.api import open_store, prepare
+    from regrow.export import records, write
+    with _guard():
+        write.kind_of(output)
+        if tasks_source is not None:
+            if run_ids:
+                raise RegrowError("give run ids or --tasks SOURCE, not both")
+            if fmt not in records.SOURCE_FORMATS:
+                raise RegrowError(f"--tasks exports {' or '.join(records.SOURCE_FORMATS)}, not {fmt!r}")
+            with _hooks() as hooks:
+                prep = prepare(tasks_source, _config(home=home, python=python, min_statements=min_statements), hooks)
+            prep.close()
+            built = records.build_from_tasks(fmt, [records.TaskSet.of(prep.source, prep.tasks)], split)
+        else:
+            store = open_store(_config(home=home))
+            built = records.build(fmt, records.load_runs(store, list(run_ids or [])), split)
+        write.write(built.records, fmt, output)
+    out.print(f"{escape(built.summary())} -> {escape(str(output))}", highlight=False)
+
+
 def main() -> None:  # pragma: no cover - entry point
     app()
 
