@@ -1,0 +1,101 @@
+"""A reward function for TRL's `GRPOTrainer`: each completion verified in regrow's sandbox.
+
+    from regrow.integrations.trl import RegrowReward
+    reward = RegrowReward(".regrow", "pypi:toolz==1.0.0")
+    trainer = GRPOTrainer(model=..., reward_funcs=[reward], train_dataset=grpo_rows, args=...)
+
+The dataset is `regrow export ... --format grpo` (its ``task_id`` column reaches the function
+as a keyword, as TRL passes every extra column). Standard (text) and conversational
+completions are both read; of a conversational one, the last assistant message is the answer.
+The call is ``async`` (TRL awaits async reward functions on its own event loop): the batch's
+completions are verified concurrently over the verifier's warm workers. A completion of a task
+none of the sources has gets ``None`` (TRL reads it as NaN, "no reward from this function").
+Each batch's verdict counts go to TRL's ``log_metric`` (``regrow/solved`` ... as fractions of the
+batch); the running totals stay in ``RegrowReward.counts``. Nothing of TRL is imported here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from regrow.config import RunConfig
+from regrow.core.verdict import Verdict
+from regrow.integrations._shared import cached_reward, completion_text, workers_of
+from regrow.reward import Reward
+
+__all__ = ["RegrowReward"]
+
+
+class RegrowReward:
+    """``await reward(prompts, completions, task_id=[...]) -> list[float | None]``."""
+
+    __name__ = "regrow"  # the name TRL logs the reward under (rewards/regrow/mean)
+
+    def __init__(self, home: str | Path | None, *sources: str | Reward, config: RunConfig | None = None):
+        if not sources:
+            raise ValueError("RegrowReward needs at least one source (a spec, or a prepared Reward)")
+        self.rewards: list[Reward] = [s if isinstance(s, Reward) else cached_reward(s, home, config)
+                                      for s in sources]
+        self.counts: Counter = Counter()
+        self.calls = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=sum(workers_of(r) for r in self.rewards),
+                                        thread_name_prefix="regrow-reward")
+
+    def reward_for(self, task_id: str, source: str | None = None) -> Reward | None:
+        """The `Reward` that has ``task_id`` (of the source named ``source`` when two have it)."""
+        having = [r for r in self.rewards if task_id in r.tasks]
+        if source is not None and len(having) > 1:
+            having = [r for r in having if r.prepared.source.name == source] or having
+        return having[0] if having else None
+
+    def score_batch(self, task_ids, completions, sources=None) -> list[Verdict | None]:
+        """The verdicts of a batch (None for a task no source has), verified concurrently."""
+        sources = list(sources) if sources is not None else [None] * len(task_ids)
+        jobs = []
+        for tid, completion, src in zip(task_ids, completions, sources, strict=True):
+            reward = self.reward_for(str(tid), src)
+            text = completion_text(completion)
+            jobs.append(None if reward is None else self._pool.submit(reward.score, str(tid), text))
+        verdicts = [None if j is None else j.result() for j in jobs]
+        self._count(verdicts)
+        return verdicts
+
+    async def __call__(self, prompts, completions, task_id=None, log_metric=None, source=None,
+                       **kwargs) -> list[float | None]:
+        if task_id is None:
+            raise ValueError("RegrowReward needs the dataset's `task_id` column (regrow export --format grpo)")
+        verdicts = await asyncio.get_running_loop().run_in_executor(
+            None, self.score_batch, list(task_id), list(completions), source)
+        if log_metric is not None:
+            n = max(1, len(verdicts))
+            batch = _tally(verdicts)
+            for key in ("solved", "failed", "malformed", "flagged", "unknown_task"):
+                log_metric(f"regrow/{key}", batch.get(key, 0) / n)
+        return [None if v is None else float(v.reward) for v in verdicts]
+
+    def _count(self, verdicts) -> None:
+        with self._lock:
+            self.calls += 1
+            self.counts.update(_tally(verdicts))
+
+    def close(self) -> None:
+        """Stop the threads (the `Reward`s are the process's, closed at exit or by their owner)."""
+        self._pool.shutdown(wait=False)
+
+
+def _tally(verdicts) -> Counter:
+    counts: Counter = Counter()
+    for v in verdicts:
+        if v is None:
+            counts["unknown_task"] += 1
+            continue
+        counts["scored"] += 1
+        counts["solved" if v.solved else ("malformed" if v.status == "malformed" else "failed")] += 1
+        if v.flags:
+            counts["flagged"] += 1
+    return counts
