@@ -322,6 +322,8 @@ def test_tests_that_make_and_remove_temporary_trees_pass_in_the_sandbox(tmp_path
                     os.makedirs(os.path.join(self.dir, "a", "b"))
                     with open(os.path.join(self.dir, "a", "f"), "w") as fh:
                         fh.write("x")
+                    os.symlink("f", os.path.join(self.dir, "a", "link"))  # a relative target, as pathspec's tests make
+                    os.symlink("b", os.path.join(self.dir, "a", "dirlink"), target_is_directory=True)
                     assert total([1, 2]) == 3
 
 

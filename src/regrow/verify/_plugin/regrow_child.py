@@ -312,6 +312,8 @@ class _Guard:
         elif event in _WRITE_EVENTS:
             dir_fds = _DIR_FDS.get(event, ())
             for i, path in enumerate(args[:2]):
+                if event == "os.symlink" and i == 0:
+                    continue  # a link's target is text stored in the link, not a path written to
                 if isinstance(path, (str, bytes)):
                     path = os.fsdecode(path)
                     fd = args[dir_fds[i]] if i < len(dir_fds) and dir_fds[i] < len(args) else None
