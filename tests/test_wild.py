@@ -513,3 +513,28 @@ def test_a_write_into_a_missing_folder_fails_as_the_os_would_without_a_flag(tmp_
     })
     oracle, null = oracle_and_null(root, tmp_path / "home")
     assert_all_valid(oracle, null, 3)
+
+
+def test_a_rejection_stored_by_an_older_validation_is_examined_again(tmp_path):
+    """A stored "flaky" verdict is never final: a later regrow with a fix re-validates it."""
+    from regrow.core.task import FLAKY, task_to_json
+    from regrow.store.tasks import save_task_rows
+    from regrow.tasks.hollow import HollowConfig
+
+    root = make_repo(tmp_path / "again", {
+        "pyproject.toml": '[project]\nname = "again"\nversion = "1.0"\n',
+        "lib.py": LIB,
+        "tests/test_lib.py": TESTS,
+    })
+    home = tmp_path / "home"
+    prep = prepare(str(root), cfg(home, solver="oracle"))
+    prep.close()
+    task = next(t for t in prep.tasks if t.task_id == "lib:total")
+    assert task.is_valid
+    old = task.with_status(FLAKY, "covering test not stable on the reference: tests/test_lib.py::test_total")
+    old = type(old)(**{**{f: getattr(old, f) for f in old.__dataclass_fields__}, "extra": {}})  # an older validation
+    save_task_rows(prep.store, prep.source.key, HollowConfig().key(),
+                   [(old.task_id, old.status, old.reason, task_to_json(old))])
+    again = prepare(str(root), cfg(home, solver="oracle"))
+    again.close()
+    assert next(t for t in again.tasks if t.task_id == "lib:total").is_valid
