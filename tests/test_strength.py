@@ -175,3 +175,7 @@ def test_the_strength_command_lists_weakest_first(measured):
     lines = [ln for ln in res.stdout.splitlines() if "weak." in ln]
     assert lines[0].split()[1] == "weak.ops:describe"
     assert "1 of 3 tasks below 80.0%" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "regrow", "report", "--home", str(home)], env=env,
+                         capture_output=True, text=True, timeout=120)  # the runs of the --min-strength test
+    assert res.returncode == 0, res.stderr
+    assert "median strength" in res.stdout and "weak (below 80.0%)" in res.stdout

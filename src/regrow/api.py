@@ -129,11 +129,11 @@ def measure_strength(spec: str, config: RunConfig, hooks: Hooks = Hooks(), *, ta
         prep.verifier.close()  # validation's workers: the strength verifier starts its own
         chosen = choose_tasks(prep.valid, tasks, config.seed)
         options = SuiteOptions.from_json(prep.index.facts.get("pytest_options")) or session_options(prep.source.root)
-        slowest = max((t.test_seconds for t in chosen), default=0.0)
+        # config.timeout bounds every mutant; each task's own limit follows its reference's time
         verifier = Verifier(prep.source.root, prep.env.python, prep.source.import_roots,
-                            config=VerifyConfig(timeout=min(config.timeout, max(10.0, 10 * slowest + 5)),
-                                                trust="fast", fail_fast=True, workers=config.workers,
-                                                hide=(str(config.home),), pytest_args=options.args))
+                            config=VerifyConfig(timeout=config.timeout, trust="fast", fail_fast=True,
+                                                workers=config.workers, hide=(str(config.home),),
+                                                pytest_args=options.args))
         with verifier:
             return measure_tasks(chosen, verifier, store=prep.store, source_key=prep.source.key,
                                  hollow_key=HollowConfig(min_statements=config.min_statements).key(),

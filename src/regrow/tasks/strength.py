@@ -21,6 +21,7 @@ A function that also ran at import time is verified on a fresh import by the war
 from __future__ import annotations
 
 import ast
+import copy
 import difflib
 import statistics
 import threading
@@ -178,7 +179,8 @@ class _Mutator(cst.CSTTransformer):
     def leave_Call(self, original, updated):
         if isinstance(updated.func, cst.Name) and updated.func.value in _CALLS:
             other = _CALLS[updated.func.value]
-            return self._offer(updated, [("call", lambda: updated.with_changes(func=updated.func.with_changes(value=other)))])
+            func = updated.func.with_changes(value=other)
+            return self._offer(updated, [("call", lambda: updated.with_changes(func=func))])
         return updated
 
     def leave_Return(self, original, updated):
@@ -296,6 +298,15 @@ class _Order:
                 self.tests.insert(0, bad)
 
 
+def _with_timeout(verifier, seconds: float):
+    """``verifier`` (same warm engine) with another per-candidate timeout."""
+    if not hasattr(verifier, "config") or seconds >= verifier.config.timeout:
+        return verifier
+    clone = copy.copy(verifier)
+    clone.config = replace(verifier.config, timeout=seconds)
+    return clone
+
+
 def _record(task: Task, found: list[tuple[Mutant, str]], equivalent: int, invalid: int, seconds: float) -> dict:
     counts = {k: sum(1 for _, o in found if o == k) for k in (KILLED, SURVIVED, TIMED_OUT)}
     judged = counts[KILLED] + counts[SURVIVED]
@@ -333,36 +344,51 @@ def measure_tasks(tasks: list[Task], verifier, *, store: Store | None = None, so
     for t in todo:
         ms, eq = mutants(t.reference_body, max_mutants)
         plans[t.task_id] = {"task": t, "mutants": ms, "equivalent": eq, "found": [None] * len(ms), "invalid": 0,
-                            "left": len(ms), "order": _Order(t.tests, durations), "start": None}
+                            "left": len(ms), "order": _Order(t.tests, durations), "start": None,
+                            "verifier": verifier}
     total = sum(len(p["mutants"]) for p in plans.values())
     log(f"strength: {total} mutants of {len(plans)} tasks ({len(tasks) - len(todo)} known or not valid)")
-    lock = threading.Lock()
     done = 0
 
     def finish(plan) -> None:
         found = [(m, o) for m, o in zip(plan["mutants"], plan["found"]) if o not in (None, INVALID)]
         rec = _record(plan["task"], found, plan["equivalent"], plan["invalid"],
                       time.monotonic() - (plan["start"] or time.monotonic()))
+        if plan.get("error"):
+            rec["error"] = plan["error"]
         task = replace(plan["task"], extra={**plan["task"].extra, "strength": rec})
         result[task.task_id] = task
         if store is not None:
-            save_task_rows(store, source_key, hollow_key, [(task.task_id, task.status, task.reason, task_to_json(task))])
+            save_task_rows(store, source_key, hollow_key,
+                           [(task.task_id, task.status, task.reason, task_to_json(task))])
+
+    def reference(plan) -> None:
+        """The reference must pass as the mutants will run (fail-fast, reordered): else no mutant
+        can be judged. Its time sets the task's timeout (an infinite loop costs ~10x, not 60 s)."""
+        task = plan["task"]
+        plan["start"] = time.monotonic()
+        verdict = verifier.verify(replace(task, tests=plan["order"].now()), task.reference_body)
+        plan["reference"] = verdict.status
+        plan["verifier"] = _with_timeout(verifier, max(3.0, 10 * verdict.duration + 2.0))
 
     def one(plan, i: int) -> str:
-        with lock:
-            if plan["start"] is None:
-                plan["start"] = time.monotonic()
         task = plan["task"]
-        verdict = verifier.verify(replace(task, tests=plan["order"].now()), plan["mutants"][i].body)
+        verdict = plan["verifier"].verify(replace(task, tests=plan["order"].now()), plan["mutants"][i].body)
         outcome = outcome_of(verdict)
         if outcome == KILLED:
             plan["order"].killed_by(verdict)
         return outcome
 
-    for plan in plans.values():
-        if not plan["mutants"]:
-            finish(plan)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(reference, [p for p in plans.values() if p["mutants"]]))
+        for plan in plans.values():
+            if plan.get("reference", SOLVED) != SOLVED:
+                log(f"strength: {plan['task'].task_id}: the reference itself is {plan['reference']}; not measured")
+                total -= len(plan["mutants"])
+                plan["mutants"], plan["found"], plan["left"] = [], [], 0
+                plan["error"] = f"reference {plan['reference']}"
+            if not plan["mutants"]:
+                finish(plan)
         futures = {pool.submit(one, p, i): (p, i) for p in plans.values() for i in range(len(p["mutants"]))}
         for fut in as_completed(futures):
             plan, i = futures[fut]
