@@ -115,6 +115,46 @@ def test_trl_reward_reads_standard_and_conversational_completions(calc):
     fn.close()
 
 
+def test_trl_tool_env_is_a_multi_turn_environment_as_grpo_trainer_drives_it(calc):
+    """As GRPOTrainer(environment_factory=...) does: the factory called without arguments, the
+    class's public functions but reset/get_reward made tools (their JSON schema from the
+    docstring), reset(**row), tool calls, then get_reward()."""
+    pytest.importorskip("gymnasium")
+    import functools
+    import inspect
+
+    from transformers.utils import get_json_schema
+
+    from regrow.integrations.trl import SUBMIT_NOTE, RegrowToolEnv
+    from regrow.solve.prompt import build_messages
+
+    reward = calc["reward"]
+    factory = functools.partial(RegrowToolEnv, reward, max_turns=2)
+    env = factory()
+    names = {n for n, _ in inspect.getmembers(type(env), predicate=inspect.isfunction)}
+    tools = sorted(n for n in names - {"reset", "get_reward"} if not n.startswith("_"))
+    assert tools == ["submit"] and {"reset", "get_reward"} <= names
+    schema = get_json_schema(env.submit)["function"]
+    assert schema["name"] == "submit" and schema["parameters"]["required"] == ["body"]
+
+    # a row of `regrow export --format grpo`: its prompt shows the task already
+    task = reward.tasks["calc.ops:clamp"]
+    row = {"prompt": build_messages(task), "task_id": "calc.ops:clamp"}
+    assert env.reset(**row) == SUBMIT_NOTE
+    assert env.get_reward() == 0.0
+    first = env.submit(body="return None")
+    assert "FAILED" in first and "No attempts left" not in first and env.get_reward() == 0.0
+    assert env.submit(body=task.reference_body) == "solved" and env.get_reward() == 1.0
+    assert env.submit(body="return None") == "solved" and env.get_reward() == 1.0  # the episode ended
+
+    # a row whose prompt does not show the task: reset returns the task's prompt; turns run out
+    observation = env.reset(prompt=[{"role": "user", "content": "Regrow this function."}], task_id="calc.ops:clamp")
+    assert "clamp" in observation and observation.endswith(SUBMIT_NOTE) and env.get_reward() == 0.0
+    env.submit(body="return None")
+    assert env.submit(body="return None").endswith("No attempts left.")
+    assert env.submit(body=task.reference_body) == "No attempts left." and env.get_reward() == 0.0
+
+
 @pytest.mark.slow
 def test_grpo_trainer_runs_two_steps_with_the_regrow_reward(calc_repo, tmp_path):
     pytest.importorskip("trl")

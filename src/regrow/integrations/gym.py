@@ -10,8 +10,9 @@ verifier's feedback as the next observation (needs the `train` extra: ``gymnasiu
 builds them, joined as text; ``info["messages"]`` has them as chat messages); without a
 ``task_id`` it draws one of the source's valid tasks with the env's seeded generator. ``step``
 verifies the action as the body (read like a model's answer: a fenced block or plain code):
-reward 1.0 and ``terminated`` when solved, otherwise the feedback becomes the observation;
-``truncated`` once ``max_turns`` answers were given. ``info`` carries the verdict's figures.
+the reward is ``Reward.value(verdict)`` (1.0 when solved, else 0.0, under the default spec);
+``terminated`` when solved, otherwise the feedback becomes the observation; ``truncated``
+once ``max_turns`` answers were given. ``info`` carries the verdict's figures.
 """
 
 from __future__ import annotations
@@ -91,4 +92,4 @@ class RegrowEnv(gymnasium.Env):
                 "solved": verdict.solved, "tests_passed": verdict.tests_passed,
                 "tests_total": verdict.tests_total, "similarity": verdict.func_similarity,
                 "flags": list(verdict.flags)}
-        return obs, float(verdict.reward), terminated, truncated, info
+        return obs, float(self.reward.value(verdict)), terminated, truncated, info

@@ -12,6 +12,16 @@ completions are verified concurrently over the verifier's warm workers. A comple
 none of the sources has gets ``None`` (TRL reads it as NaN, "no reward from this function").
 Each batch's verdict counts go to TRL's ``log_metric`` (``regrow/solved`` ... as fractions of the
 batch); the running totals stay in ``RegrowReward.counts``. Nothing of TRL is imported here.
+
+`RegrowToolEnv` is the multi-turn form, for ``GRPOTrainer(environment_factory=...)``: the model
+answers by calling the ``submit`` tool with a body, reads the failing tests' feedback, and may
+submit again (up to ``max_turns``); the episode's reward is ``get_reward()``. It is a
+`RegrowEnv` (gym.py) underneath, so it needs the `train` extra's ``gymnasium``.
+
+    from functools import partial
+    from regrow.integrations.trl import RegrowToolEnv
+    trainer = GRPOTrainer(model=..., environment_factory=partial(RegrowToolEnv, "pypi:toolz==1.0.0"),
+                          train_dataset=grpo_rows, args=...)
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from regrow.core.verdict import Verdict
 from regrow.integrations._shared import cached_reward, completion_text, workers_of
 from regrow.reward import Reward
 
-__all__ = ["RegrowReward"]
+__all__ = ["RegrowReward", "RegrowToolEnv"]
 
 
 class RegrowReward:
@@ -76,7 +86,9 @@ class RegrowReward:
             batch = _tally(verdicts)
             for key in ("solved", "failed", "malformed", "flagged", "unknown_task"):
                 log_metric(f"regrow/{key}", batch.get(key, 0) / n)
-        return [None if v is None else float(v.reward) for v in verdicts]
+        srcs = list(source) if source is not None else [None] * len(verdicts)
+        return [None if v is None else float(self.reward_for(str(t), s).value(v))
+                for v, t, s in zip(verdicts, task_id, srcs, strict=True)]
 
     def _count(self, verdicts) -> None:
         with self._lock:
@@ -99,3 +111,65 @@ def _tally(verdicts) -> Counter:
         if v.flags:
             counts["flagged"] += 1
     return counts
+
+
+SUBMIT_NOTE = ("Answer by calling the `submit` tool with the function's body; it runs the tests and "
+               "returns the failures, so you can submit again.")
+
+
+def _prompt_text(prompt) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    return "\n\n".join(str(m.get("content") or "") for m in prompt or () if isinstance(m, dict))
+
+
+class RegrowToolEnv:
+    """One rollout of one task for TRL's ``environment_factory``: ``reset(**row)``, the ``submit``
+    tool, ``get_reward()``. TRL makes every public method a tool, so only ``submit`` is public
+    besides those two."""
+
+    def __init__(self, source: str | Reward, config: RunConfig | None = None, *, home=None,
+                 max_turns: int = 3):
+        from regrow.integrations.gym import RegrowEnv  # gymnasium: the `train` extra
+
+        self._env = RegrowEnv(source, config, home=home, max_turns=max_turns)
+        self._clear()
+
+    def _clear(self) -> None:
+        self._value = 0.0
+        self._solved = False
+        self._done = False
+
+    def reset(self, task_id=None, prompt=None, **_) -> str:
+        """Start a rollout of ``task_id`` (the dataset row's column, as TRL passes every column).
+        Returns the task's prompt, or only how to answer when the row's prompt already shows it."""
+        self._clear()
+        observation, info = self._env.reset(options={"task_id": None if task_id is None else str(task_id)})
+        user = info["messages"][-1]["content"]
+        if prompt is not None and user.strip() and user.strip() in _prompt_text(prompt):
+            return SUBMIT_NOTE
+        return observation + "\n\n" + SUBMIT_NOTE
+
+    def submit(self, body: str) -> str:
+        """Submit the function's body; the covering tests run on it.
+
+        Args:
+            body: The body of the function (the code under its `def` line), as text.
+
+        Returns:
+            "solved" when every covering test passes, otherwise the failing tests' output.
+        """
+        if self._env.task_id is None:
+            raise RuntimeError("call reset() before submit()")
+        if self._done:
+            return "solved" if self._solved else "No attempts left."
+        feedback, value, terminated, truncated, _ = self._env.step(body)
+        self._value, self._solved = value, terminated
+        self._done = terminated or truncated
+        if terminated:
+            return "solved"
+        return feedback + ("\n\nNo attempts left." if truncated else "")
+
+    def get_reward(self) -> float:
+        """The reward of the rollout's last submission (0.0 when nothing was submitted)."""
+        return float(self._value)
