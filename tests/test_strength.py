@@ -110,7 +110,8 @@ def test_a_weakly_tested_function_reports_its_survivors_with_diffs(measured):
     assert rec["survived"] >= 3 and rec["killed"] >= 3
     assert rec["strength"] == pytest.approx(rec["killed"] / (rec["killed"] + rec["survived"]), abs=1e-4)
     assert rec["strength"] < 0.8
-    diffs = [s["diff"] for s in rec["survivors"]]
+    diffs = rec["survivors"]
+    assert len(rec["survivor_ops"]) == len(diffs) and "boundary" in rec["survivor_ops"]
     assert len(diffs) == rec["survived"]
     assert any('+label = "big" if n > 11 else "small"' in d for d in diffs)  # the boundary is never tested
     assert any('"small"' in d and '+label = "big" if n > 10 else ""' in d for d in diffs)  # nor the else branch

@@ -457,7 +457,7 @@ def strength(source: str = typer.Argument(..., help="A directory, or pypi:NAME[=
     for t in rows[:STRENGTH_ROWS]:
         rec, value = t.extra["strength"], strength_of(t)
         weak = value is not None and value < threshold
-        first = next((ln[1:].strip() for s in rec["survivors"][:1] for ln in s["diff"].splitlines()
+        first = next((ln[1:].strip() for d in rec["survivors"][:1] for ln in d.splitlines()
                       if ln.startswith("+") and not ln.startswith("+++")), "")
         table.add_row(("[bold red]" if weak else "") + escape(t.task_id) + ("[/]" if weak else ""),
                       _pct(value), str(rec["killed"]), str(rec["survived"]), str(rec["timeout"]),

@@ -10,7 +10,8 @@ verified as candidates, exactly as a solver's answer would be. A mutant is
 - ``equivalent`` (suspected) when it parses to the same AST as the reference; not run.
 
 ``strength = killed / (killed + survived)``; stored in ``task.extra["strength"]`` (format
-``regrow-strength/1``) with up to `SURVIVORS` surviving mutants as unified diffs.
+``regrow-strength/1``) with up to `SURVIVORS` surviving mutants as unified diffs (``survivors``,
+their operators in ``survivor_ops``).
 
 Mutants are verified with fail-fast, their tests ordered fastest first, and the test that
 killed the latest mutant of a task moved to the front (it tends to kill the next one too).
@@ -39,7 +40,7 @@ from regrow.store import Store
 from regrow.store.tasks import save_task_rows
 
 FORMAT = "regrow-strength/1"
-GENERATOR = 1  # bump when the mutation operators change: stored strengths are measured again
+GENERATOR = 2  # bump when the mutation operators or the record change: stored strengths are measured again
 SURVIVORS = 20  # surviving mutants kept (as diffs) per task
 DEFAULT_THRESHOLD = 0.8  # below this a task is called weak
 
@@ -310,12 +311,13 @@ def _with_timeout(verifier, seconds: float):
 def _record(task: Task, found: list[tuple[Mutant, str]], equivalent: int, invalid: int, seconds: float) -> dict:
     counts = {k: sum(1 for _, o in found if o == k) for k in (KILLED, SURVIVED, TIMED_OUT)}
     judged = counts[KILLED] + counts[SURVIVED]
-    survivors = [{"op": m.op, "diff": diff(task.reference_body, m.body)} for m, o in found if o == SURVIVED]
+    survivors = [m for m, o in found if o == SURVIVED][:SURVIVORS]
     return {"format": FORMAT, "generator": GENERATOR,
             "strength": round(counts[KILLED] / judged, 4) if judged else None,
             "killed": counts[KILLED], "survived": counts[SURVIVED], "timeout": counts[TIMED_OUT],
             "equivalent": equivalent, "invalid": invalid, "mutants": len(found) + invalid,
-            "survivors": survivors[:SURVIVORS], "seconds": round(seconds, 3)}
+            "survivors": [diff(task.reference_body, m.body) for m in survivors],
+            "survivor_ops": [m.op for m in survivors], "seconds": round(seconds, 3)}
 
 
 def known(task: Task) -> dict | None:
