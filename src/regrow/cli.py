@@ -301,7 +301,9 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
 
 @app.command()
 def report(run_id: Optional[str] = typer.Argument(None, help="Run id (default: the latest)."),
-           home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
+           home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt,
+           html: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML page here.")
+           ) -> None:
     """Show one run's figures."""
     from regrow.api import open_store
     with _guard():
@@ -312,6 +314,9 @@ def report(run_id: Optional[str] = typer.Argument(None, help="Run id (default: t
                 raise RegrowError(f"no runs in {store.path} yet; start one with `regrow run SOURCE`")
             run_id = runs[-1]["run_id"]
         rep = reports.build_report(store, run_id)
+        if html is not None:
+            from regrow.report.html import run_page
+            _write_html(html, run_page(store, run_id))
     _print_report(rep, as_json)
 
 
@@ -335,11 +340,17 @@ def runs(home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
 
 @app.command()
 def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids."),
-            home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt) -> None:
+            home: Optional[Path] = HomeOpt, as_json: bool = JsonOpt,
+            html: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML page here.")
+            ) -> None:
     """Put runs side by side (model, error, similarity, pass@k)."""
     from regrow.api import open_store
     with _guard():
-        reps = reports.compare(open_store(_config(home=home)), run_ids)
+        store = open_store(_config(home=home))
+        reps = reports.compare(store, run_ids)
+        if html is not None:
+            from regrow.report.html import compare_page
+            _write_html(html, compare_page(store, run_ids))
     if as_json:
         out.print_json("[" + ",".join(r.to_json() for r in reps) + "]")
         return
@@ -357,6 +368,16 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids."
 
 def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _write_html(path: Path, text: str) -> None:
+    """Write an HTML page and say where (on stderr, so --json output stays clean)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise RegrowError(f"cannot write {path}: {exc.strerror or exc}") from None
+    console.print(f"wrote {escape(str(path))} ({path.stat().st_size / 1024:.1f} KiB)", highlight=False)
 
 
 def _num(x) -> str:
