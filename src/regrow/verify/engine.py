@@ -211,7 +211,10 @@ class _Worker:
         ns = cfg.namespaces and unshare_works()
         uid = "auto" if (root_user and cfg.drop_privileges) else None
         keep = [self.dir, Path(eng.python).parent.parent, PLUGIN_DIR]
-        hide = _hide_plan(tuple(cfg.hide) + (str(eng.root),), keep) if ns else []
+        # What candidates must not read (the home: store, downloads, pristine sources; the source
+        # itself): covered with empty mounts where namespaces work, and refused by the audit guard
+        # everywhere, whatever the home is called.
+        hide = _hide_plan(tuple(cfg.hide) + (str(eng.root),), keep)
         worker_cfg = {
             "copy": str(copy), "roots": list(eng.import_roots), "tmp": str(self.dir / "tmp"),
             "netns": ns, "mountns": ns, "hide": hide, "uid": uid, "collect": cfg.collect,

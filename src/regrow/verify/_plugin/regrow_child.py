@@ -373,7 +373,10 @@ class _Guard:
 
     def _is_history(self, path):
         p = os.path.abspath(path)
-        if "/.git" in p or "/.regrow" in p or p.endswith("regrow.sqlite") or "/.hg" in p:
+        # The home itself (store, downloads, pristine sources) is in self.hidden, whatever its name;
+        # its environments stay readable: with the default home ./.regrow the target's own
+        # installed files (dist-info, package data) live under it.
+        if "/.git" in p or p.endswith("regrow.sqlite") or "/.hg" in p:
             return True
         return any(p == h or p.startswith(h + "/") for h in self.hidden)
 
