@@ -175,7 +175,7 @@ def test_a_missing_interpreter_is_an_install_error(tmp_path):
 
 
 def test_the_regrow_interpreter_itself_is_accepted_as_is(tmp_path):
-    pytest.importorskip("coverage")
+    import coverage  # noqa: F401
     source = resolve_source(str(make_repo(tmp_path / "repo", {"m.py": ""})), home=tmp_path / "home")
     lines: list[str] = []
     env = ensure_environment(source, home=tmp_path / "home", python=Path(sys.executable), log=lines.append)

@@ -14,8 +14,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-datasets = pytest.importorskip("datasets")
-pq = pytest.importorskip("pyarrow.parquet")
+import datasets
+import pyarrow.parquet as pq
 
 from _repos import make_repo  # noqa: E402
 from conftest import CALC_FILES, CALC_VALID  # noqa: E402

@@ -72,7 +72,7 @@ def test_verl_compute_score_one_item_at_a_time_and_as_a_batch(calc, monkeypatch)
 
 
 def test_gym_env_episode_and_env_checker(calc):
-    pytest.importorskip("gymnasium")
+    import gymnasium  # noqa: F401 - the train extra (make install)
     from gymnasium.utils.env_checker import check_env
 
     from regrow.integrations.gym import RegrowEnv
@@ -119,7 +119,7 @@ def test_trl_tool_env_is_a_multi_turn_environment_as_grpo_trainer_drives_it(calc
     """As GRPOTrainer(environment_factory=...) does: the factory called without arguments, the
     class's public functions but reset/get_reward made tools (their JSON schema from the
     docstring), reset(**row), tool calls, then get_reward()."""
-    pytest.importorskip("gymnasium")
+    import gymnasium  # noqa: F401 - the train extra (make install)
     import functools
     import inspect
 
@@ -157,7 +157,7 @@ def test_trl_tool_env_is_a_multi_turn_environment_as_grpo_trainer_drives_it(calc
 
 @pytest.mark.slow
 def test_grpo_trainer_runs_two_steps_with_the_regrow_reward(calc_repo, tmp_path):
-    pytest.importorskip("trl")
+    import trl  # noqa: F401 - the train extra (make install)
     import datasets
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM

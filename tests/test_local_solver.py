@@ -234,8 +234,8 @@ def test_the_solver_registry_builds_it_from_a_spec():
 def build_tiny_hf_model(folder):
     """A Hugging Face model folder made here, from nothing: a 300-token byte-level BPE trained
     on three strings, with a chat template, and a one-layer Llama with random weights."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("transformers")
+    import torch
+    import transformers  # noqa: F401
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 

@@ -538,3 +538,4 @@ def test_a_rejection_stored_by_an_older_validation_is_examined_again(tmp_path):
     again = prepare(str(root), cfg(home, solver="oracle"))
     again.close()
     assert next(t for t in again.tasks if t.task_id == "lib:total").is_valid
+
