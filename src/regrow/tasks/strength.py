@@ -27,13 +27,13 @@ import difflib
 import statistics
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 import libcst as cst
 
 from regrow.core import pyast
+from regrow.executor import ThreadExecutor
 from regrow.core.task import VALID, Task, task_to_json
 from regrow.core.verdict import MALFORMED, MISSING, PASSED, SOLVED, TIMEOUT
 from regrow.store import Store
@@ -381,29 +381,28 @@ def measure_tasks(tasks: list[Task], verifier, *, store: Store | None = None, so
             plan["order"].killed_by(verdict)
         return outcome
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(reference, [p for p in plans.values() if p["mutants"]]))
-        for plan in plans.values():
-            if plan.get("reference", SOLVED) != SOLVED:
-                log(f"strength: {plan['task'].task_id}: the reference itself is {plan['reference']}; not measured")
-                total -= len(plan["mutants"])
-                plan["mutants"], plan["found"], plan["left"] = [], [], 0
-                plan["error"] = f"reference {plan['reference']}"
-            if not plan["mutants"]:
-                finish(plan)
-        futures = {pool.submit(one, p, i): (p, i) for p in plans.values() for i in range(len(p["mutants"]))}
-        for fut in as_completed(futures):
-            plan, i = futures[fut]
-            outcome = fut.result()
-            plan["found"][i] = outcome
-            if outcome == INVALID:
-                plan["invalid"] += 1
-            plan["left"] -= 1
-            if plan["left"] == 0:
-                finish(plan)
-            done += 1
-            if progress:
-                progress(done, total)
+    executor = ThreadExecutor(workers)
+    for _ in executor.map(reference, [p for p in plans.values() if p["mutants"]]):
+        pass
+    for plan in plans.values():
+        if plan.get("reference", SOLVED) != SOLVED:
+            log(f"strength: {plan['task'].task_id}: the reference itself is {plan['reference']}; not measured")
+            total -= len(plan["mutants"])
+            plan["mutants"], plan["found"], plan["left"] = [], [], 0
+            plan["error"] = f"reference {plan['reference']}"
+        if not plan["mutants"]:
+            finish(plan)
+    work = [(p, i) for p in plans.values() for i in range(len(p["mutants"]))]
+    for (plan, i), outcome in executor.map(lambda item: one(*item), work):
+        plan["found"][i] = outcome
+        if outcome == INVALID:
+            plan["invalid"] += 1
+        plan["left"] -= 1
+        if plan["left"] == 0:
+            finish(plan)
+        done += 1
+        if progress:
+            progress(done, total)
     return [result[t.task_id] for t in tasks]
 
 
