@@ -37,3 +37,13 @@ def git_init(root: Path) -> str:
     git("add", "-A")
     git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "init")
     return git("rev-parse", "HEAD").strip()
+
+
+def fixture_config(home: Path, **kw):
+    """The RunConfig tests use on fixture packages: this interpreter (it has pytest and coverage),
+    two workers, 30 s per candidate; ``kw`` overrides any field."""
+    import sys
+
+    from regrow.config import RunConfig
+
+    return RunConfig(**{"home": home, "python": Path(sys.executable), "workers": 2, "timeout": 30, **kw})

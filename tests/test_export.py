@@ -17,10 +17,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import datasets
 import pyarrow.parquet as pq
 
-from _repos import make_repo  # noqa: E402
+from _repos import fixture_config, make_repo  # noqa: E402
 from conftest import CALC_FILES, CALC_VALID  # noqa: E402
 from regrow.api import open_store, prepare, run  # noqa: E402
-from regrow.config import RunConfig  # noqa: E402
 from regrow.export import records, write  # noqa: E402
 
 MESSAGES = "list<element: struct<role: string, content: string>>"
@@ -42,8 +41,7 @@ WRONG_ADD = "```python\nreturn a - b\n```"
 RIGHT_ADD = "```python\nresult = a + b  # again\nreturn result\n```"
 
 
-def cfg(home: Path, **kw) -> RunConfig:
-    return RunConfig(**{"home": home, "python": Path(sys.executable), "workers": 2, "timeout": 30, **kw})
+cfg = fixture_config
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from _repos import make_repo
+from _repos import fixture_config, make_repo
 from conftest import CALC_FILES, CALC_VALID
-from regrow.config import RunConfig
 from regrow.integrations import _shared
 
 WRONG = "```python\nreturn None\n```"
 
 
-def cfg(home: Path, **kw) -> RunConfig:
-    return RunConfig(**{"home": home, "python": Path(sys.executable), "workers": 2, "timeout": 30, **kw})
+cfg = fixture_config
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from _repos import git_init, make_repo
+from _repos import fixture_config, git_init, make_repo
 from conftest import CALC_FILES, CALC_VALID
-from regrow.config import RunConfig
 from regrow.errors import NoTestsError, SourceError
 from regrow.report.runs import build_report, compare
 from regrow.api import open_store, prepare, run
@@ -24,8 +21,7 @@ def calc(tmp_path_factory):
     return root, home
 
 
-def cfg(home: Path, **kw) -> RunConfig:
-    return RunConfig(**{"home": home, "python": Path(sys.executable), "workers": 2, "timeout": 30, **kw})
+cfg = fixture_config
 
 
 def test_every_covered_nontrivial_function_becomes_a_valid_task_and_exclusions_have_reasons(calc):

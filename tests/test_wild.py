@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from _repos import make_repo
-from regrow.config import RunConfig
+from _repos import fixture_config, make_repo
 from regrow.errors import NoTestsError
 from regrow.report.runs import build_report
 from regrow.api import open_store, prepare, run
@@ -57,8 +56,7 @@ def more(*parts: str) -> str:
     return "".join(textwrap.dedent(p).lstrip("\n") for p in parts)
 
 
-def cfg(home: Path, **kw) -> RunConfig:
-    return RunConfig(**{"home": home, "python": Path(sys.executable), "workers": 2, "timeout": 30, **kw})
+cfg = fixture_config
 
 
 def oracle_and_null(root: Path, home: Path, **kw):
