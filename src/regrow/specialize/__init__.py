@@ -1,0 +1,1 @@
+"""Specialization and drift: LoRA fine-tuning on a codebase (`regrow finetune`) and `regrow drift`."""
