@@ -142,3 +142,67 @@ def test_grok_stores_the_graph_and_rereads_only_the_changed_file(tmp_path):
     full = build(extract_all(root, {p: p[:-3].replace("/", ".").removesuffix(".__init__") for p in FILES}))
     assert sorted((e.src, e.dst, e.kind, e.line) for e in after.edges) == \
         sorted((e.src, e.dst, e.kind, e.line) for e in full.edges)
+
+
+SUBMODULE_FILES = {
+    # ``from . import sub`` in the package binds pkg:sub to itself; a use ``sub.name`` elsewhere
+    # must reach pkg.sub:name, not the package (nor loop to the depth cap).
+    "pkg/__init__.py": """
+        from . import sub
+        from . import helpers as h
+    """,
+    "pkg/sub.py": """
+        def name(x):
+            return x
+
+
+        class K:
+            def m(self):
+                return 1
+    """,
+    "pkg/helpers.py": """
+        def helper():
+            return 2
+    """,
+    "pkg/user.py": """
+        import pkg
+        from pkg import sub
+        from pkg import h
+        from . import helpers
+
+
+        def via_package():
+            return sub.name(1)
+
+
+        def via_alias():
+            return h.helper()
+
+
+        def via_relative():
+            return helpers.helper()
+
+
+        def via_dotted():
+            return pkg.sub.name(2)
+
+
+        def via_class():
+            return sub.K
+    """,
+}
+
+
+def test_a_submodule_imported_by_its_package_resolves_to_its_members(tmp_path):
+    root = make_repo(tmp_path / "repo", SUBMODULE_FILES)
+    modules = {p: p[:-3].replace("/", ".").removesuffix(".__init__") for p in SUBMODULE_FILES}
+    g = build(extract_all(root, modules))
+    assert set(g.uses("pkg.user:via_package")) == {"pkg.sub:name"}
+    assert set(g.uses("pkg.user:via_alias")) == {"pkg.helpers:helper"}
+    assert set(g.uses("pkg.user:via_relative")) == {"pkg.helpers:helper"}
+    assert set(g.uses("pkg.user:via_dotted")) == {"pkg.sub:name"}
+    assert set(g.uses("pkg.user:via_class")) == {"pkg.sub:K"}
+    # no use edge lands on the package itself
+    assert not [e for e in g.edges if e.dst == "pkg" and e.kind in ("call", "reference")]
+    assert g.table.resolve("pkg:sub") == "pkg.sub"
+    assert g.table.resolve("pkg:sub.K.m") == "pkg.sub:K.m"

@@ -607,10 +607,17 @@ class NameTable:
         if found:
             return found
         if container in self.modules:  # a module
-            target = self.binds.get(container, {}).get(name)
-            if target:
-                return self._resolve(target, 0, depth + 1)
             sub = f"{container}.{name}"
+            target = self.binds.get(container, {}).get(name)
+            if target == f"{container}:{name}":
+                target = None  # ``from . import sub`` in pkg/__init__.py binds pkg:sub to itself: the submodule
+            if target:
+                hit = self._resolve(target, 0, depth + 1)
+                if hit is not None and hit != container:
+                    return hit
+                if sub in self.modules:  # an import that names a submodule the loop above could not reach
+                    return sub
+                return hit
             if sub in self.modules:
                 return sub
             for star in self.stars.get(container, ()):
