@@ -62,6 +62,10 @@ def test_feedback_reaches_the_model_and_the_chain_stops_when_solved(calc):
     # The prompt's context section came from the repository context engine, recorded with the turn.
     assert attempt["context"] and attempt["context"].strip().splitlines()[0] in second
     assert "def test_clamp" in attempt["context"]  # the covering test is shown to the model
+    # ... and the items behind it, each with its breadcrumb (the trajectories export reads them).
+    items = attempt["context_items"]
+    assert items and all(i["breadcrumb"] and "text" not in i for i in items)
+    assert any(i["subject"].endswith("test_clamp") for i in items)
 
 
 def test_a_repeated_run_is_answered_from_the_response_cache(calc):

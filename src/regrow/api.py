@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from regrow.config import RunConfig
@@ -211,7 +212,8 @@ def solve(prep: Prepared, chosen: list[Task], solver, run_id: str, config: RunCo
         task, sample = item
         return run_chain(run_id, task, sample, solver=solver, verifier=prep.verifier, store=prep.store,
                          turns=config.turns, seed=config.seed, source_root=str(prep.source.root),
-                         cache=config.cache, context=contexts.get, budget=budgets[task.task_id],
+                         cache=config.cache, context=contexts.get, context_items=contexts.items,
+                         budget=budgets[task.task_id],
                          model_slots=model_slots, verify_slots=verify_slots)
 
     try:
@@ -244,19 +246,26 @@ class ContextCache:
         self.enabled = config.context == "engine" and solver.options is not None
         options = solver.options
         self.budget = getattr(options, "context_budget", None) or 2000
-        self._cache: dict[str, str | None] = {}
+        self._cache: dict[str, tuple[str, tuple[dict, ...]]] = {}
         self._lock = threading.Lock()
 
-    def get(self, task: Task) -> str | None:
-        if not self.enabled:
-            return None
+    def _pack(self, task: Task) -> tuple[str, tuple[dict, ...]]:
         with self._lock:
             if task.task_id not in self._cache:
-                from regrow.context.engine import context_for_task
-                self._cache[task.task_id] = context_for_task(
-                    task, store=self.prep.store, source_key=self.prep.source.key, root=self.prep.source.root,
-                    budget=self.budget)
+                from regrow.context.engine import build_context, engine_for
+                engine = engine_for(self.prep.store, self.prep.source.key, Path(self.prep.source.root))
+                pack = build_context(engine, task.task_id, budget=self.budget, tokenizer="smollm2", mode="task")
+                items = tuple({k: v for k, v in i.to_dict().items() if k != "text"} for i in pack.items)
+                self._cache[task.task_id] = (pack.render("md"), items)
             return self._cache[task.task_id]
+
+    def get(self, task: Task) -> str | None:
+        """The context section of ``task``'s prompt (None: the solver's own)."""
+        return self._pack(task)[0] if self.enabled else None
+
+    def items(self, task: Task) -> tuple[dict, ...]:
+        """The items behind `get`, each with its breadcrumb, as attempts store them."""
+        return self._pack(task)[1] if self.enabled else ()
 
 
 def _solver_options(config: RunConfig):

@@ -23,6 +23,9 @@ class Attempt:
     meta: dict = field(default_factory=dict)  # what the solver added (finish reason, revision, ...)
     cached: bool = False  # answered from the response cache
     context: str | None = None  # the context section the prompt carried
+    # The context engine's items behind ``context`` (`ContextItem.to_dict` without the text):
+    # subject, channel, path, line, tokens, score, breadcrumb (why it was shown), form, covers.
+    context_items: tuple = ()
     history: tuple = ()  # (completion, feedback) of the earlier turns the solver saw
     wall: float = 0.0  # seconds for the whole turn: model call, extraction and verification
     format: str = FORMAT
@@ -30,6 +33,7 @@ class Attempt:
     def to_json(self) -> str:
         data = asdict(self)
         data["history"] = [list(h) for h in self.history]
+        data["context_items"] = [dict(i) for i in self.context_items]
         return json.dumps(data, default=str)
 
     @classmethod
@@ -38,6 +42,7 @@ class Attempt:
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
         data["history"] = tuple(tuple(h) for h in data.get("history") or ())
+        data["context_items"] = tuple(dict(i) for i in data.get("context_items") or ())
         data.setdefault("solver", "")
         data.setdefault("completion", "")
         data.setdefault("body", None)

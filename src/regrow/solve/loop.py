@@ -114,7 +114,8 @@ def extract(completion: Completion, task: Task) -> tuple[str | None, str]:
 
 def run_chain(run_id: str, task: Task, sample: int, *, solver: Solver, verifier: Verifier, store: Store,
               turns: int, seed: int, source_root: str = "", cache: bool = True,
-              context: Callable[[Task], str | None] | None = None, budget: TaskBudget | None = None,
+              context: Callable[[Task], str | None] | None = None,
+              context_items: Callable[[Task], tuple] | None = None, budget: TaskBudget | None = None,
               model_slots: threading.Semaphore | None = None,
               verify_slots: threading.Semaphore | None = None) -> ChainResult:
     """Run (or resume) one chain. Model calls and verifications take a slot from their own
@@ -159,6 +160,7 @@ def run_chain(run_id: str, task: Task, sample: int, *, solver: Solver, verifier:
             solver=solver.name, completion=completion.text, body=body, malformed=why if body is None else "",
             tokens_in=completion.tokens_in, tokens_out=completion.tokens_out, latency=completion.latency,
             cost=completion.cost, meta=completion.meta, cached=cached, context=ctx,
+            context_items=context_items(task) if context_items is not None and ctx is not None else (),
             history=tuple((t.completion, t.feedback) for t in history), wall=time.perf_counter() - start)
         save_attempt(store, run_id, task.task_id, sample, turn, status=verdict.status, solved=verdict.solved,
                      attempt_json=attempt.to_json(), verdict_json=_verdict_json(verdict))
