@@ -33,7 +33,19 @@ GOLDEN = {
     "grpo": {**COMMON, "prompt": MESSAGES, "prompt_text": "string", "flags": "list<element: string>",
              "data_source": "string", "ability": "string",
              "reward_model": "struct<style: string, ground_truth: string>",
-             "extra_info": "struct<task_id: string, source_key: string, path: string, split: string, index: int64>"},
+             "extra_info": "struct<task_id: string, source: string, source_key: string, path: string, split: string, "
+                           "index: int64>"},
+    "reward-conditioned": {**COMMON, "run_id": "string", "solver": "string", "turn": "int64", "score": "double",
+                           "solved": "bool", "status": "string", "messages": MESSAGES,
+                           "flags": "list<element: string>"},
+    "trajectories": {**COMMON, "run_id": "string", "solver": "string", "sample": "int64", "solved": "bool",
+                     "turns": "list<element: struct<turn: int64, messages: " + MESSAGES + ", context_items: "
+                              "list<element: struct<subject: string, channel: string, path: string, line: int64, "
+                              "tokens: int64, score: double, breadcrumb: string, form: string, covers: "
+                              "list<element: string>>>, completion: string, body: string, malformed: string, "
+                              "verdict: struct<status: string, tests_total: int64, tests_passed: int64, flags: "
+                              "list<element: string>, feedback: string, func_similarity: double, "
+                              "file_similarity: double>, reward: double>>"},
     "tasks": {**COMMON, "instance_id": "string", "repo": "string", "base_commit": "string", "patch": "string",
               "FAIL_TO_PASS": "list<element: string>", "problem_statement": "string", "flags": "list<element: string>"},
 }
@@ -125,6 +137,7 @@ def test_grpo_has_one_row_per_valid_task_with_verl_columns(runs, tmp_path):
     assert r["ability"] == "code" and r["data_source"] == "regrow/calc"
     assert r["reward_model"] == {"style": "rule", "ground_truth": r["task_id"]}
     assert r["extra_info"]["task_id"] == r["task_id"] and r["prompt"][0]["role"] == "system"
+    assert r["extra_info"]["source"] == str(runs["root"])  # the spec a reward prepares the source from
     assert isinstance(r["prompt_text"], str) and r["prompt_text"].startswith("# file:")
     prep = prepare(str(runs["root"]), cfg(runs["home"], solver="oracle"))
     from_source = records.build_from_tasks("grpo", [records.TaskSet.of(prep.source, prep.tasks)])
@@ -221,3 +234,130 @@ def test_cli_export_writes_the_file_and_a_one_line_summary(runs, tmp_path):
     res = CliRunner().invoke(app, ["export", runs["ids"]["oracle"], "--format", "sft", "-o", str(tmp_path / "x.csv"),
                                    "--home", str(runs["home"])])
     assert res.exit_code != 0 and ".parquet or .jsonl" in res.output
+
+
+def test_reward_conditioned_writes_each_answers_measured_score_into_its_prompt(runs, tmp_path):
+    built = records.build("reward-conditioned", _run_sets(runs, "oracle", "scripted"))
+    _check_both(built, "reward-conditioned", tmp_path)
+    add = [r for r in built.records if r["task_id"] == "calc.ops:add"]
+    # oracle (solved), scripted turn 0 (a - b: fails), scripted turn 1 (right, another prompt: kept apart)
+    assert sorted((r["solver"].split(":")[0], r["turn"], r["score"]) for r in add) == \
+        [("oracle", 0, 1.0), ("scripted", 0, 0.0), ("scripted", 1, 1.0)]
+    for r in built.records:
+        user = next(m for m in r["messages"] if m["role"] == "user")
+        assert user["content"].startswith(f"score: {r['score']:.2f}\n\n")
+        assert r["solved"] == (r["score"] == 1.0) and r["messages"][-1]["role"] == "assistant"
+    assert records.measured_score({"status": "failed", "tests_total": 4, "tests_passed": 3}) == 0.75
+    assert records.measured_score({"status": "solved", "flags": ["wrote-tests"], "tests_total": 1}) == 0.0
+
+
+def test_trajectories_keep_every_turn_of_a_chain_with_its_context_breadcrumbs(runs, tmp_path):
+    built = records.build("trajectories", _run_sets(runs, "scripted"))
+    _check_both(built, "trajectories", tmp_path)
+    add = next(r for r in built.records if r["task_id"] == "calc.ops:add")
+    assert [t["turn"] for t in add["turns"]] == [0, 1] and add["solved"]
+    first, second = add["turns"]
+    assert first["verdict"]["status"] == "failed" and first["reward"] == 0.0 and "a - b" in first["body"]
+    assert second["verdict"]["status"] == "solved" and second["reward"] == 1.0
+    # Turn 2's prompt carries turn 1's answer and its feedback.
+    assert "a - b" in second["messages"][-1]["content"] or any("a - b" in m["content"] for m in second["messages"])
+    assert first["verdict"]["feedback"] and first["verdict"]["tests_total"] >= 1
+    # The scripted solver used the simple context: its items are rebuilt, each with the breadcrumb
+    # the prompt printed above it (calc's files fit the prompt whole, so some turns show none).
+    for turn in (first, second):
+        shown = "\n".join(m["content"] for m in turn["messages"])
+        assert bool(turn["context_items"]) == ("Other code from this repository" in shown)
+        assert all(f"# {i['breadcrumb']}" in shown and i["path"] for i in turn["context_items"])
+    others = [r for r in built.records if r["task_id"] != "calc.ops:add"]
+    assert others and all(not r["solved"] and len(r["turns"]) == 2 for r in others)
+
+
+@pytest.fixture(scope="module")
+def exported(runs, tmp_path_factory):
+    """`regrow export --tasks ... --format harbor` through the CLI, with the oracle/null checks."""
+    from typer.testing import CliRunner
+    from regrow.cli import app
+
+    out = tmp_path_factory.mktemp("harbor") / "tasks"
+    res = CliRunner().invoke(app, ["export", "--tasks", str(runs["root"]), "--format", "harbor", "-o", str(out),
+                                   "--home", str(runs["home"]), "--python", sys.executable])
+    assert res.exit_code == 0, res.output
+    return out, res.stdout
+
+
+def test_every_exported_task_is_checked_and_the_summary_counts_the_checks(runs, exported):
+    _, stdout = exported
+    assert f"oracle 1 and null 0 on {len(CALC_VALID)}/{len(CALC_VALID)} tasks" in stdout
+    (rs,) = _run_sets(runs, "oracle")
+
+    class Broken:  # a verifier under which one reference fails and one stub passes
+        def __init__(self, real):
+            self.real = real
+
+        def verify(self, task, body, malformed=""):
+            if task.task_id == "calc.ops:add" and body == task.reference_body:
+                body = "return None"
+            if task.task_id == "calc.ops:clamp" and body != task.reference_body:
+                body = task.reference_body
+            return self.real.verify(task, body, malformed=malformed)
+
+    prep = prepare(str(runs["root"]), cfg(runs["home"], solver="oracle"))
+    kept, checks = records.check_tasks(rs.tasks, Broken(prep.verifier), workers=2)
+    assert checks.checked == len(CALC_VALID) and set(checks.failed) == {"calc.ops:add", "calc.ops:clamp"}
+    assert checks.failed["calc.ops:add"].startswith("oracle") and checks.failed["calc.ops:clamp"].startswith("null")
+    assert {t.task_id for t in kept.tasks} == CALC_VALID - {"calc.ops:add", "calc.ops:clamp"}
+    assert "oracle not 1: 1, null not 0: 1" in checks.summary()
+
+
+def test_harbor_directories_have_harbors_layout_and_their_scripts_verify_with_regrow(runs, exported, tmp_path):
+    import shutil
+    import subprocess
+    import tomllib
+
+    out, _ = exported
+    rows = [json.loads(ln) for ln in (out / "tasks.jsonl").read_text().splitlines()]
+    assert {r["task_id"] for r in rows} == CALC_VALID and all(r["format"] == "regrow-harbor/1" for r in rows)
+    add = out / next(r["dir"] for r in rows if r["task_id"] == "calc.ops:add")
+    for rel in ("task.toml", "instruction.md", "environment/Dockerfile", "solution/solve.sh", "tests/test.sh"):
+        assert (add / rel).is_file(), rel
+    meta = tomllib.loads((add / "task.toml").read_text())
+    assert meta["verifier"]["user"] == "root" and meta["agent"]["timeout_sec"] > 0
+    assert meta["metadata"]["regrow_task_id"] == "calc.ops:add" and meta["metadata"]["regrow_covering_tests"]
+    text = (add / "instruction.md").read_text()
+    assert "def add(a, b)" in text and "/workspace/calc/ops.py" in text and "a + b" not in text
+    assert "a + b" in (add / "solution" / "original.py").read_text()
+    assert "USER agent" in (add / "environment" / "Dockerfile").read_text()
+    # Run the scripts as Harbor would, with the container's paths moved into tmp_path.
+    regrow_bin = str(Path(sys.executable).parent / "regrow")
+    env = {**os.environ, "REGROW": regrow_bin, "REGROW_SOURCE": str(runs["root"]), "REGROW_HOME": str(runs["home"])}
+
+    def trial(name: str, oracle: bool) -> tuple[str, dict]:
+        workspace = tmp_path / name / "workspace"
+        shutil.copytree(add / "environment" / "source", workspace)
+        shutil.copy(add / "environment" / "hollowed" / "calc" / "ops.py", workspace / "calc" / "ops.py")
+        logs = tmp_path / name / "logs"
+        e = {**env, "REGROW_WORKSPACE": str(workspace), "REGROW_LOGS": str(logs)}
+        if oracle:
+            subprocess.run(["bash", str(add / "solution" / "solve.sh")], env=e, check=True)
+        subprocess.run(["bash", str(add / "tests" / "test.sh")], env=e, check=True, timeout=300)
+        return (logs / "reward.txt").read_text().strip(), json.loads((logs / "verdict.json").read_text())
+
+    reward, verdict = trial("oracle", oracle=True)
+    assert reward == "1.0" and verdict["status"] == "solved" and verdict["format"] == "regrow-verdict/1"
+    reward, verdict = trial("untouched", oracle=False)
+    assert reward == "0.0" and verdict["status"] != "solved"
+
+
+def test_cli_verify_judges_one_answer_and_explains_a_bad_one(runs, tmp_path):
+    from typer.testing import CliRunner
+    from regrow.cli import app
+
+    args = ["verify", str(runs["root"]), "calc.ops:add", "--home", str(runs["home"]), "--python", sys.executable]
+    res = CliRunner().invoke(app, args, input="```python\nreturn a - b\n```")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.startswith("calc.ops:add: failed") and "reward 0.0" in res.stdout
+    res = CliRunner().invoke(app, args + ["--json"], input="return a + b")
+    assert res.exit_code == 0 and json.loads(res.stdout)["solved"] is True
+    res = CliRunner().invoke(app, ["verify", str(runs["root"]), "calc.ops:nope", "--home", str(runs["home"]),
+                                   "--python", sys.executable], input="return 1")
+    assert res.exit_code == 2 and "no valid task 'calc.ops:nope'" in res.output and "Traceback" not in res.output

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from regrow.config import RunConfig
+from regrow.errors import ConfigError
 from regrow.executor import Executor, ThreadExecutor
 from regrow.source.envs import Environment, ensure_environment
 from regrow.grok.build import grok
@@ -283,3 +284,60 @@ def load_engine(spec: str, config: RunConfig, hooks: Hooks = Hooks()):
 
     prep = prepare(spec, config, hooks, validate=False)
     return ContextEngine.load(prep.store, prep.source.key, prep.source.root, prep.index)
+
+
+def export_dataset(fmt: str, output: Path, config: RunConfig, hooks: Hooks = Hooks(), *,
+                   run_ids: list[str] | tuple[str, ...] = (), tasks_source: str | None = None,
+                   split: str | None = None, check: bool = True):
+    """Build and write one dataset: from stored runs (`records.RUN_FORMATS`) or from a source's
+    valid tasks (`records.SOURCE_FORMATS`, ``harbor`` a directory). With ``check`` every exported
+    task is verified again first (reference must score 1, stub 0); those that do not are left
+    out and counted in the result's summary. Returns the `records.Built`."""
+    from regrow.export import harbor, records, write
+
+    if fmt not in records.FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(records.FORMATS)}, not {fmt!r}")
+    if fmt != records.HARBOR:
+        write.kind_of(output)
+    if tasks_source is not None:
+        if run_ids:
+            raise ConfigError("give run ids or --tasks SOURCE, not both")
+        if fmt not in records.SOURCE_FORMATS:
+            raise ConfigError(f"--tasks exports {', '.join(records.SOURCE_FORMATS)}, not {fmt!r}")
+        prep = prepare(tasks_source, config, hooks)
+        try:
+            task_set = records.TaskSet.of(prep.source, prep.tasks)
+            checks = None
+            if check:
+                hooks.log(f"checking {len(task_set.tasks)} tasks: the reference must pass, the stub must fail")
+                task_set, checks = records.check_tasks(task_set, prep.verifier, config.workers)
+        finally:
+            prep.close()
+        built = (harbor.write_tasks(task_set, output, split) if fmt == records.HARBOR
+                 else records.build_from_tasks(fmt, [task_set], split))
+    else:
+        if fmt not in records.RUN_FORMATS:
+            raise ConfigError(f"runs export {', '.join(records.RUN_FORMATS)}; {fmt} needs --tasks SOURCE")
+        store = open_store(config)
+        runs = records.load_runs(store, list(run_ids))
+        checks = None
+        if check:
+            checks = records.Checks()
+            checked = []
+            for rs in runs:
+                spec = rs.tasks.spec
+                prep = prepare(spec, config, hooks, store=store)
+                try:
+                    hooks.log(f"checking {len(rs.tasks.tasks)} tasks of {spec}")
+                    task_set, part = records.check_tasks(rs.tasks, prep.verifier, config.workers)
+                finally:
+                    prep.close()
+                checks.checked += part.checked
+                checks.failed.update(part.failed)
+                checked.append(records.RunSet(task_set, rs.attempts))
+            runs = checked
+        built = records.build(fmt, runs, split)
+    built.checks = checks
+    if fmt != records.HARBOR:
+        write.write(built.records, fmt, output)
+    return built

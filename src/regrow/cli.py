@@ -491,34 +491,68 @@ def strength(source: str = typer.Argument(..., help="A directory, or pypi:NAME[=
 
 
 @app.command()
-def export(run_ids: Optional[list[str]] = typer.Argument(None, help="Run ids (sft, dpo, grpo)."),
-           fmt: str = typer.Option(..., "--format", "-f", help="sft | dpo | grpo | tasks."),
-           output: Path = typer.Option(..., "-o", "--output", help="The file to write: .parquet or .jsonl."),
+def export(run_ids: Optional[list[str]] = typer.Argument(None, help="Run ids (sft, dpo, reward-conditioned, "
+                                                                      "trajectories, grpo)."),
+           fmt: str = typer.Option(..., "--format", "-f", help="sft | dpo | reward-conditioned | trajectories | "
+                                                               "grpo | tasks | harbor."),
+           output: Path = typer.Option(..., "-o", "--output", help="The file to write (.parquet or .jsonl); "
+                                                                   "a directory for harbor."),
            tasks_source: Optional[str] = typer.Option(None, "--tasks", help="Export a SOURCE's task set "
-                                                                            "(tasks, grpo) instead of runs."),
+                                                                            "(tasks, grpo, harbor) instead of runs."),
            split: Optional[str] = typer.Option(None, "--split", help="file | module: a train/test split of "
                                                                      "whole files or modules, as a split column."),
+           check: bool = typer.Option(True, "--check/--no-check", help="Verify every exported task first: its "
+                                                                       "reference must pass, its stub fail."),
            min_statements: Optional[int] = MinStatementsOpt,
            home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt) -> None:
-    """Write a dataset from runs (sft, dpo, grpo) or from a source's tasks (tasks, grpo); see docs/training.md."""
-    from regrow.api import open_store, prepare
-    from regrow.export import records, write
-    with _guard():
-        write.kind_of(output)
-        if tasks_source is not None:
-            if run_ids:
-                raise RegrowError("give run ids or --tasks SOURCE, not both")
-            if fmt not in records.SOURCE_FORMATS:
-                raise RegrowError(f"--tasks exports {' or '.join(records.SOURCE_FORMATS)}, not {fmt!r}")
-            with _hooks() as hooks:
-                prep = prepare(tasks_source, _config(home=home, python=python, min_statements=min_statements), hooks)
-            prep.close()
-            built = records.build_from_tasks(fmt, [records.TaskSet.of(prep.source, prep.tasks)], split)
-        else:
-            store = open_store(_config(home=home))
-            built = records.build(fmt, records.load_runs(store, list(run_ids or [])), split)
-        write.write(built.records, fmt, output)
+    """Write a dataset from runs or from a source's tasks; see docs/training.md."""
+    from regrow.api import export_dataset
+    with _guard(), _hooks() as hooks:
+        built = export_dataset(fmt, output, _config(home=home, python=python, min_statements=min_statements), hooks,
+                               run_ids=list(run_ids or []), tasks_source=tasks_source, split=split, check=check)
     out.print(f"{escape(built.summary())} -> {escape(str(output))}", highlight=False)
+
+
+@app.command()
+def verify(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERSION]."),
+           task_id: str = typer.Argument(..., help="The task (`regrow hollow` lists them)."),
+           answer: Optional[Path] = typer.Option(None, "--file", help="The answer: a whole edited module, a "
+                                                                      "function, a body, or a model's reply "
+                                                                      "(default: standard input)."),
+           reward_file: Optional[Path] = typer.Option(None, "--reward-file", help="Also write the reward "
+                                                                                  "(a number) to this file."),
+           as_json: bool = JsonOpt, home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt) -> None:
+    """Verify one answer for one task in the sandbox, as a run or a trainer's reward would."""
+    from regrow.reward import Reward
+    with _guard():
+        if answer is None:
+            text = sys.stdin.read()
+        else:
+            try:
+                text = answer.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise RegrowError(f"cannot read the answer {answer}: {exc}") from None
+        with _hooks(quiet=as_json) as hooks:
+            reward = Reward(source, _config(home=home, python=python), hooks)
+        try:
+            verdict = reward.score(task_id, text)
+            value = reward.value(verdict)
+        finally:
+            reward.close()
+        if reward_file is not None:
+            reward_file.parent.mkdir(parents=True, exist_ok=True)
+            reward_file.write_text(f"{value}\n", encoding="utf-8")
+    if as_json:
+        out.print_json(json.dumps({"format": "regrow-verdict/1", "task_id": task_id, "reward": value,
+                                   "status": verdict.status, "solved": verdict.solved,
+                                   "tests_passed": verdict.tests_passed, "tests_total": verdict.tests_total,
+                                   "flags": list(verdict.flags), "func_similarity": verdict.func_similarity,
+                                   "feedback": verdict.feedback}))
+        return
+    out.print(f"{escape(task_id)}: {verdict.status}, {verdict.tests_passed}/{verdict.tests_total} tests passed, "
+              f"reward {value}" + (f", flags {', '.join(verdict.flags)}" if verdict.flags else ""), highlight=False)
+    if verdict.feedback and not verdict.solved:
+        out.print(escape(verdict.feedback), highlight=False)
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -5,7 +5,12 @@
 * `dpo` — ``regrow-dpo/1``: preference pairs, a solved and a failed answer to the same prompt.
 * `grpo` — ``regrow-grpo/1``: one row per valid task, the prompt (standard and conversational)
   with verl's columns (``data_source``, ``prompt``, ``ability``, ``reward_model``, ``extra_info``).
+* `reward-conditioned` — ``regrow-rc/1``: every distinct answer with its measured score written
+  into the prompt (``score: 0.80``), so a model trained on it can be asked for a quality.
+* `trajectories` — ``regrow-trajectory/1``: one row per chain, every turn with its prompt, the
+  context items and their breadcrumbs (why each was shown), the answer, the verdict, the reward.
 * `tasks` — ``regrow-tasks/1``: a SWE-smith-like table of the task set (``patch`` erases the body).
+* `harbor` — ``regrow-harbor/1``: Harbor task directories (`regrow.export.harbor`).
 
 The prompt. An attempt stores its context section (``Attempt.context``, None when the solver
 built its own) and the earlier turns it saw (``Attempt.history``), not the rendered prompt: a
@@ -34,10 +39,12 @@ from dataclasses import dataclass, field
 
 from regrow.core import pyast
 from regrow.core.attempt import Attempt
-from regrow.core.task import Task
+from regrow.core.task import STUB, Task
 from regrow.core.verdict import INFO_FLAGS
 from regrow.errors import ConfigError, UnknownRunError
-from regrow.solve.prompt import build_messages, default_context, file_view, render_completion_prompt
+from regrow.executor import ThreadExecutor
+from regrow.solve.prompt import (build_messages, default_context, default_context_items, file_view,
+                                 render_completion_prompt)
 from regrow.solve.types import Turn
 from regrow.source.resolve import Source
 from regrow.store import Store
@@ -47,9 +54,11 @@ from regrow.tasks.build import load_tasks
 from regrow.tasks.hollow import HollowConfig
 
 SFT, DPO, GRPO, TASKS = "sft", "dpo", "grpo", "tasks"
-FORMATS = {SFT: "regrow-sft/1", DPO: "regrow-dpo/1", GRPO: "regrow-grpo/1", TASKS: "regrow-tasks/1"}
-RUN_FORMATS = (SFT, DPO, GRPO)  # what `regrow export RUN...` writes
-SOURCE_FORMATS = (TASKS, GRPO)  # what `regrow export --tasks SOURCE` writes
+RC, TRAJECTORIES, HARBOR = "reward-conditioned", "trajectories", "harbor"
+FORMATS = {SFT: "regrow-sft/1", DPO: "regrow-dpo/1", GRPO: "regrow-grpo/1", TASKS: "regrow-tasks/1",
+           RC: "regrow-rc/1", TRAJECTORIES: "regrow-trajectory/1", HARBOR: "regrow-harbor/1"}
+RUN_FORMATS = (SFT, DPO, RC, TRAJECTORIES, GRPO)  # what `regrow export RUN...` writes
+SOURCE_FORMATS = (TASKS, GRPO, HARBOR)  # what `regrow export --tasks SOURCE` writes
 SPLITS = ("file", "module")
 TEST_FRACTION = 0.2
 
@@ -66,11 +75,18 @@ class TaskSet:
     key: str  # the source's content key
     root: str  # where the source tree lies (read for context signatures only)
     tasks: tuple[Task, ...]
+    spec: str = ""  # the spec the source was given as (what a reward needs to prepare it again)
 
     @classmethod
     def of(cls, source: Source, tasks) -> "TaskSet":
         return cls(source.name, source.version, source.key, str(source.root),
-                   tuple(t for t in tasks if t.is_valid))
+                   tuple(t for t in tasks if t.is_valid), source.spec)
+
+    def only(self, task_ids) -> "TaskSet":
+        """The same set, with only the tasks in ``task_ids``."""
+        keep = set(task_ids)
+        return TaskSet(self.name, self.version, self.key, self.root,
+                       tuple(t for t in self.tasks if t.task_id in keep), self.spec)
 
 
 @dataclass(frozen=True)
@@ -104,7 +120,7 @@ def load_runs(store: Store, run_ids: list[str]) -> list[RunSet]:
             raise UnknownRunError(f"no run {run_id!r} in {store.path}")
         config = json.loads(run["config"])
         hollow_key = HollowConfig(min_statements=int(config.get("min_statements", 2))).key()
-        group = by_source.setdefault((run["source_key"], hollow_key), {"attempts": []})
+        group = by_source.setdefault((run["source_key"], hollow_key), {"attempts": [], "spec": run["spec"]})
         for r in attempt_rows(store, run_id):
             group["attempts"].append(StoredAttempt(run_id, run["solver"], r["task_id"], r["sample"], r["turn"],
                                                    bool(r["solved"]), Attempt.from_json(r["attempt"]),
@@ -114,7 +130,7 @@ def load_runs(store: Store, run_ids: list[str]) -> list[RunSet]:
         src = source_row(store, source_key) or {}
         tasks, _ = load_tasks(store, source_key, hollow_key)
         task_set = TaskSet(src.get("name") or source_key, src.get("version"), source_key, src.get("root") or "",
-                           tuple(t for t in tasks if t.is_valid))
+                           tuple(t for t in tasks if t.is_valid), group["spec"])
         out.append(RunSet(task_set, tuple(group["attempts"])))
     return out
 
@@ -130,6 +146,7 @@ class Built:
     records: list[dict] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)  # guard -> rows dropped
     duplicates: int = 0  # solutions left out because the same body (as parsed) was already kept
+    checks: "Checks | None" = None  # the oracle and null checks of the exported tasks, when run
 
     def drop(self, why: str) -> None:
         self.dropped[why] = self.dropped.get(why, 0) + 1
@@ -137,8 +154,25 @@ class Built:
     def summary(self) -> str:
         guards = sum(self.dropped.values())
         detail = ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items()))
+        checks = f"; {self.checks.summary()}" if self.checks is not None else "; oracle/null checks not run"
         return (f"{self.format}: {len(self.records)} records; guards dropped {guards}"
-                + (f" ({detail})" if detail else "") + f"; duplicates {self.duplicates}")
+                + (f" ({detail})" if detail else "") + f"; duplicates {self.duplicates}" + checks)
+
+
+@dataclass
+class Checks:
+    """Each exported task verified twice now: its reference must score 1, its stub 0."""
+
+    checked: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # task id -> what went wrong
+
+    def summary(self) -> str:
+        if not self.failed:
+            return f"oracle 1 and null 0 on {self.checked}/{self.checked} tasks"
+        oracle = sum(1 for why in self.failed.values() if why.startswith("oracle"))
+        null = len(self.failed) - oracle
+        return (f"oracle/null checks failed on {len(self.failed)} of {self.checked} tasks "
+                f"(oracle not 1: {oracle}, null not 0: {null}; left out)")
 
 
 # ------------------------------------------------------------------------------ guards
@@ -327,10 +361,137 @@ def grpo_records(task_sets: list[TaskSet], split: str | None = None) -> Built:
                 "prompt": messages, "prompt_text": text, "flags": list(task.extra.get("flags") or ()),
                 "data_source": f"regrow/{ts.name}", "ability": "code",
                 "reward_model": {"style": "rule", "ground_truth": task.task_id},
-                "extra_info": {"task_id": task.task_id, "source_key": ts.key, "path": task.path,
-                               "split": splits[task.task_id], "index": index},
+                "extra_info": {"task_id": task.task_id, "source": ts.spec, "source_key": ts.key,
+                               "path": task.path, "split": splits[task.task_id], "index": index},
             })
     return built
+
+
+def measured_score(verdict: dict) -> float:
+    """The score a `reward-conditioned` row is labelled with: the share of covering tests the
+    answer passed (1.0 when solved), 0.0 when an integrity check fired or nothing ran."""
+    if _integrity_flags(verdict):
+        return 0.0
+    if verdict.get("status") == "solved":
+        return 1.0
+    total = int(verdict.get("tests_total") or 0)
+    return int(verdict.get("tests_passed") or 0) / total if total else 0.0
+
+
+def score_line(score: float) -> str:
+    return f"score: {score:.2f}"
+
+
+def _with_score(messages: list[dict], score: float) -> list[dict]:
+    """The prompt with ``score: S`` as the first line of its first user message."""
+    out, done = [], False
+    for m in messages:
+        if m["role"] == "user" and not done:
+            m = {**m, "content": f"{score_line(score)}\n\n{m['content']}"}
+            done = True
+        out.append(m)
+    return out
+
+
+def rc_records(runs: list[RunSet], split: str | None = None) -> Built:
+    """One row per distinct answer (by parsed body) to each prompt, labelled with its measured score."""
+    built = Built(RC)
+    splits = _splits(runs, split)
+    seen: set[tuple[str, str, str, str]] = set()
+    for ts, task, a in _usable(runs):
+        text = a.attempt.body if a.attempt.body is not None else a.attempt.completion
+        if not text.strip():
+            continue
+        prompt = prompt_messages(task, ts.root, context=a.attempt.context, history=a.attempt.history)
+        pkey = hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()
+        key = (ts.key, task.task_id, pkey, normalised_body(text))
+        if key in seen:
+            built.duplicates += 1
+            continue
+        if _prompt_leaks(task, prompt):
+            built.drop("reference in prompt")
+            continue
+        seen.add(key)
+        score = measured_score(a.verdict)
+        built.records.append({**_base(RC, ts, task, splits[task.task_id]),
+                              "run_id": a.run_id, "solver": a.solver, "turn": a.turn, "score": score,
+                              "solved": bool(a.solved and not _integrity_flags(a.verdict)),
+                              "status": str(a.verdict.get("status") or ""),
+                              "messages": _with_score(prompt, score) + [_answer(text)],
+                              "flags": list(a.verdict.get("flags") or ())})
+    return built
+
+
+def _verdict_summary(verdict: dict) -> dict:
+    return {"status": str(verdict.get("status") or ""), "tests_total": int(verdict.get("tests_total") or 0),
+            "tests_passed": int(verdict.get("tests_passed") or 0), "flags": list(verdict.get("flags") or ()),
+            "feedback": str(verdict.get("feedback") or ""),
+            "func_similarity": verdict.get("func_similarity"), "file_similarity": verdict.get("file_similarity")}
+
+
+def _turn_context_items(task: Task, root: str, attempt: Attempt) -> list[dict]:
+    """The context items the turn's prompt carried: the engine's, as stored with the attempt; or
+    the simple same-file context rebuilt as `prompt_messages` rebuilds it."""
+    keys = ("subject", "channel", "path", "line", "tokens", "score", "breadcrumb", "form")
+    if attempt.context is not None:
+        items = attempt.context_items
+    else:
+        items = default_context_items(task, root or None, shown=file_view(task).shown) if root else []
+    return [{**{k: i.get(k) for k in keys}, "covers": list(i.get("covers") or ())} for i in items]
+
+
+def trajectory_records(runs: list[RunSet], split: str | None = None) -> Built:
+    """One row per chain (run, task, sample): every turn in order."""
+    built = Built(TRAJECTORIES)
+    splits = _splits(runs, split)
+    chains: dict[tuple[str, str, int], list] = {}
+    for ts, task, a in _usable(runs):
+        chains.setdefault((a.run_id, task.task_id, a.sample), []).append((ts, task, a))
+    for (run_id, _task_id, sample), turns in chains.items():
+        turns.sort(key=lambda t: t[2].turn)
+        ts, task, first = turns[0]
+        rows, leaked = [], False
+        for _, _, a in turns:
+            prompt = a.attempt.meta.get("prompt") if isinstance(a.attempt.meta.get("prompt"), list) else None
+            prompt = prompt or prompt_messages(task, ts.root, context=a.attempt.context, history=a.attempt.history)
+            prompt = [{"role": str(m.get("role")), "content": str(m.get("content"))} for m in prompt]
+            if _prompt_leaks(task, prompt):
+                leaked = True
+                break
+            flags = _integrity_flags(a.verdict)
+            rows.append({"turn": a.turn, "messages": prompt,
+                         "context_items": _turn_context_items(task, ts.root, a.attempt),
+                         "completion": a.attempt.completion, "body": a.attempt.body,
+                         "malformed": a.attempt.malformed, "verdict": _verdict_summary(a.verdict),
+                         "reward": 1.0 if a.solved and not flags else 0.0})
+        if leaked:
+            built.drop("reference in prompt")
+            continue
+        built.records.append({**_base(TRAJECTORIES, ts, task, splits[task.task_id]),
+                              "run_id": run_id, "solver": first.solver, "sample": sample,
+                              "solved": any(r["reward"] > 0 for r in rows), "turns": rows})
+    return built
+
+
+def check_tasks(task_set: TaskSet, verifier, workers: int = 1) -> tuple[TaskSet, Checks]:
+    """Verify every task of ``task_set`` with its reference (must be solved) and its stub (must
+    not be); the set without the tasks that failed, and what failed."""
+    checks = Checks(checked=len(task_set.tasks))
+
+    def both(task: Task) -> str:
+        oracle = verifier.verify(task, task.reference_body)  # what the oracle solver answers
+        if not oracle.solved:
+            return f"oracle {oracle.status} ({oracle.tests_passed}/{oracle.tests_total} tests)"
+        null = verifier.verify(task, STUB)
+        if null.solved or null.reward:
+            return f"null {null.status}"
+        return ""
+
+    for task, why in ThreadExecutor(workers).map(both, list(task_set.tasks)):
+        if why:
+            checks.failed[task.task_id] = why
+    ok = [t.task_id for t in task_set.tasks if t.task_id not in checks.failed]
+    return task_set.only(ok), checks
 
 
 def problem_statement(task: Task) -> str:
@@ -383,6 +544,10 @@ def build(fmt: str, runs: list[RunSet], split: str | None = None) -> Built:
         return sft_records(runs, split)
     if fmt == DPO:
         return dpo_records(runs, split)
+    if fmt == RC:
+        return rc_records(runs, split)
+    if fmt == TRAJECTORIES:
+        return trajectory_records(runs, split)
     if fmt == GRPO:
         unique = {rs.tasks.key: rs.tasks for rs in runs}
         return grpo_records(list(unique.values()), split)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from regrow.errors import ConfigError
-from regrow.export.records import DPO, GRPO, SFT, TASKS
+from regrow.export.records import DPO, GRPO, RC, SFT, TASKS, TRAJECTORIES
 
 KINDS = {".parquet": "parquet", ".jsonl": "jsonl"}
 
@@ -40,8 +40,24 @@ def schema(fmt: str):
         GRPO: [("prompt", messages), ("prompt_text", pa.string()), ("flags", strings),
                ("data_source", pa.string()), ("ability", pa.string()),
                ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
-               ("extra_info", pa.struct([("task_id", pa.string()), ("source_key", pa.string()),
-                                         ("path", pa.string()), ("split", pa.string()), ("index", pa.int64())]))],
+               ("extra_info", pa.struct([("task_id", pa.string()), ("source", pa.string()),
+                                         ("source_key", pa.string()), ("path", pa.string()),
+                                         ("split", pa.string()), ("index", pa.int64())]))],
+        RC: [("run_id", pa.string()), ("solver", pa.string()), ("turn", pa.int64()), ("score", pa.float64()),
+             ("solved", pa.bool_()), ("status", pa.string()), ("messages", messages), ("flags", strings)],
+        TRAJECTORIES: [("run_id", pa.string()), ("solver", pa.string()), ("sample", pa.int64()),
+                       ("solved", pa.bool_()), ("turns", pa.list_(pa.struct([
+                           ("turn", pa.int64()), ("messages", messages),
+                           ("context_items", pa.list_(pa.struct([
+                               ("subject", pa.string()), ("channel", pa.string()), ("path", pa.string()),
+                               ("line", pa.int64()), ("tokens", pa.int64()), ("score", pa.float64()),
+                               ("breadcrumb", pa.string()), ("form", pa.string()), ("covers", strings)]))),
+                           ("completion", pa.string()), ("body", pa.string()), ("malformed", pa.string()),
+                           ("verdict", pa.struct([
+                               ("status", pa.string()), ("tests_total", pa.int64()), ("tests_passed", pa.int64()),
+                               ("flags", strings), ("feedback", pa.string()), ("func_similarity", pa.float64()),
+                               ("file_similarity", pa.float64())])),
+                           ("reward", pa.float64())])))],
         TASKS: [("instance_id", pa.string()), ("repo", pa.string()), ("base_commit", pa.string()),
                 ("patch", pa.string()), ("FAIL_TO_PASS", strings), ("problem_statement", pa.string()),
                 ("flags", strings)],

@@ -383,10 +383,31 @@ def default_context(task: Task, source_root: Path | str | None, *, budget: int =
     ``shown``: lines of the target's file already in the prompt; definitions entirely among
     them are left out.
     """
+    chosen = _choose_context(task, source_root, budget, tokenizer or ApproxTokenizer(), shown)
+    return _render_context(chosen) if chosen else ""
+
+
+def default_context_items(task: Task, source_root: Path | str | None, *, budget: int = DEFAULT_CONTEXT_BUDGET,
+                          tokenizer: Tokenizer | None = None, shown: frozenset[int] | None = None) -> list[dict]:
+    """The items `default_context` shows, in its order: path, line, breadcrumb (why), score and
+    the tokens of each item's text (``tokenizer``, approximate by default)."""
     tok = tokenizer or ApproxTokenizer()
+    out = []
+    for item in _choose_context(task, source_root, budget, tok, shown):
+        _, path, line = item.order
+        named = re.match(r"\S+ (.*?) \((.*)\)$", item.crumb)  # "path:line NAME (why)"
+        out.append({"subject": named.group(1) if named else item.crumb,
+                    "channel": "same-file" if item.order[0] == 0 else "import",
+                    "path": path, "line": int(line), "tokens": tok.count(item.text), "score": round(item.score, 6),
+                    "breadcrumb": item.crumb, "form": "code", "covers": []})
+    return out
+
+
+def _choose_context(task: Task, source_root, budget: int, tok: Tokenizer, shown) -> list[_Item]:
+    """The ranked items that fit ``budget`` together, in print order."""
     tree = _parse(task.hollowed_file)
     if tree is None or budget <= 0:
-        return ""
+        return []
     mentioned = set(re.findall(r"[A-Za-z_]\w*", f"{task.symbol.signature}\n{task.symbol.docstring or ''}"))
     items = _same_file_items(task, tree, mentioned, shown or frozenset())
     if source_root:
@@ -396,7 +417,7 @@ def default_context(task: Task, source_root: Path | str | None, *, budget: int =
         trial = sorted(chosen + [item], key=lambda i: i.order)
         if tok.count(_render_context(trial)) <= budget:
             chosen = trial
-    return _render_context(chosen) if chosen else ""
+    return chosen
 
 
 def _render_context(items: list[_Item]) -> str:
