@@ -26,6 +26,7 @@ the body and its edges; it is labelled in every render and meant for ablations o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import textwrap
@@ -35,6 +36,7 @@ from pathlib import Path
 import bm25s
 import networkx as nx
 
+from regrow.context import learn
 from regrow.grok import gitfacts
 from regrow.grok import runtime_facts
 from regrow.core.context_item import ContextItem
@@ -65,7 +67,12 @@ WEIGHTS = {
     "ppr": 1.2,  # personalized PageRank, divided by the largest among candidates
     "bm25": 0.8,  # BM25 of the target's name, signature and docstring, divided by the largest
     "siblings_use": 0.8,  # share of the target's class siblings / module neighbours that use it
+    "file_use": 0.6,  # share of the other definitions of the target's file (any class) that use it
+    "member": 0.4,  # member of a module the target's module imports (``from pkg import utils``)
+    "member_orphan": 0.9,  # ... that no other code of the target's module uses
 }
+TASK_FEATURES = tuple(k for k in WEIGHTS if k != "uses")  # what task mode ranks with (and learns)
+OWN_FILE_SHARE = 0.35  # hand default: at most this share of the budget on bodies from the target's file
 PRIOR_RUNTIME = 2.5
 PRIOR_GIT = 0.45
 PRIOR_TEST = 1.3  # first covering test; later ones decay
@@ -94,11 +101,12 @@ class ContextPack:
     tokenizer: str
     items: tuple[ContextItem, ...]
     tokens: int  # the markdown render, counted whole
+    ranking: dict | None = None  # the weights the definitions were ranked with (learned or hand)
 
     def render(self, format: str = "md") -> str:
         if format == "json":
             return json.dumps({"format": FORMAT, "target": self.target, "mode": self.mode, "budget": self.budget,
-                               "tokenizer": self.tokenizer, "tokens": self.tokens,
+                               "tokenizer": self.tokenizer, "tokens": self.tokens, "ranking": self.ranking,
                                "items": [i.to_dict() for i in self.items]}, indent=2)
         if format != "md":
             raise RegrowError(f"unknown context format {format!r}: use md or json")
@@ -188,6 +196,9 @@ class ContextEngine:
     _spans: dict = field(default_factory=dict)
     _tests: dict = field(default_factory=dict)  # qualname -> is test code
     _names: dict | None = None  # last name -> qualnames
+    _by_file: dict | None = None  # path -> its symbols, in line order
+    _by_local: dict | None = None  # (path, local name) -> qualname
+    ranking: object = None  # regrow.context.learn.RankingModel, or None for the hand weights
     _counts: dict = field(default_factory=dict)  # (tokenizer, text) -> tokens
 
     def count(self, tok: Tokenizer, text: str) -> int:
@@ -206,6 +217,14 @@ class ContextEngine:
             hit = self._tests[qualname] = is_test_definition(self.graph.defs[qualname])
         return hit
 
+    def file_symbols(self, path: str) -> list[Symbol]:
+        if self._by_file is None:
+            by: dict[str, list[Symbol]] = {}
+            for s in self.index.symbols.values():
+                by.setdefault(s.path, []).append(s)
+            self._by_file = {p: sorted(v, key=lambda s: (s.start, s.qualname)) for p, v in by.items()}
+        return self._by_file.get(path, [])
+
     def names(self) -> dict[str, list[str]]:
         if self._names is None:
             out: dict[str, list[str]] = {}
@@ -215,7 +234,7 @@ class ContextEngine:
         return self._names
 
     def matrix(self):
-        """(nodes, index, row-stochastic transition matrix, dangling mask) of `nx_graph`, built once."""
+        """(nodes, index, row-stochastic transition matrix, dangling mask, its transpose) of `nx_graph`, built once."""
         if self._matrix is None:
             import numpy as np
             import scipy.sparse as sp
@@ -226,16 +245,28 @@ class ContextEngine:
             out = np.asarray(a.sum(axis=1)).ravel()
             inv = np.divide(1.0, out, out=np.zeros_like(out), where=out > 0)
             p = sp.csr_array(sp.diags(inv) @ a)
-            self._matrix = (nodes, {n: i for i, n in enumerate(nodes)}, p, out == 0)
+            self._matrix = (nodes, {n: i for i, n in enumerate(nodes)}, p, out == 0, sp.csr_array(p.T))
         return self._matrix
 
     @classmethod
-    def load(cls, store: Store, source_key: str, root: Path, index: Index | None = None) -> "ContextEngine":
+    def load(cls, store: Store, source_key: str, root: Path, index: Index | None = None, *,
+             learned: bool = True) -> "ContextEngine":
+        """``learned``: rank with the weights learned on this source (`regrow.context.learn`,
+        fitted and stored on the first load that finds none); False: the hand `WEIGHTS`."""
         if not has_graph(store, source_key):
             raise RegrowError(f"no symbol graph for source {source_key}; grok it first (regrow grok SOURCE)")
         index = index or load_index(store, source_key)
-        return cls(store, source_key, Path(root), index, load_graph(store, source_key),
-                   load_git_facts(store, source_key), call_counts(store, source_key))
+        engine = cls(store, source_key, Path(root), index, load_graph(store, source_key),
+                     load_git_facts(store, source_key), call_counts(store, source_key))
+        if learned:
+            engine.ranking = ensure_ranking(engine)
+        return engine
+
+    def weights_for(self, path: str) -> tuple[dict, float]:
+        """(feature weights, own-file body share) for a target in ``path``."""
+        if self.ranking is None:
+            return WEIGHTS, OWN_FILE_SHARE
+        return self.ranking.for_path(path)
 
     # -- files ------------------------------------------------------------------------------
     def lines(self, path: str) -> list[str]:
@@ -337,7 +368,10 @@ class ContextEngine:
 
 
 def _is_hidden(qualname: str, hidden: tuple[str, ...]) -> bool:
-    return any(qualname == h or qualname.startswith(h + ".") for h in hidden)
+    for h in hidden:
+        if qualname.startswith(h) and (len(qualname) == len(h) or qualname[len(h)] == "."):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------- ranking
@@ -405,6 +439,7 @@ def _class_outline(engine: ContextEngine, d: Definition, hidden: tuple[str, ...]
 class _Features:
     values: dict = field(default_factory=dict)
     reasons: dict = field(default_factory=dict)
+    weights: dict = field(default_factory=lambda: WEIGHTS)
 
     def add(self, name: str, value: float, reason: str) -> None:
         if value > self.values.get(name, 0.0):
@@ -412,28 +447,39 @@ class _Features:
             self.reasons[name] = reason
 
     def score(self) -> float:
-        return sum(WEIGHTS[k] * v for k, v in self.values.items())
+        w = self.weights
+        return sum(w.get(k, WEIGHTS[k]) * v for k, v in self.values.items())
 
     def best(self) -> tuple[str, str]:
-        name = max(self.values, key=lambda k: (WEIGHTS[k] * self.values[k], k))
+        """The feature that contributes most, for the breadcrumb (a learned weight of 0 never wins
+        over one that counts)."""
+        w = self.weights
+        name = max(self.values, key=lambda k: (w.get(k, WEIGHTS[k]) * self.values[k], self.reasons[k] != "", k))
         return name, self.reasons[name]
 
 
 _CHANNEL_OF = {"uses": "uses", "signature": "signature", "docstring": "docstring", "orphan": "module",
                "class": "class", "class_orphan": "class", "module": "module", "tests": "tests-use",
-               "ppr": "graph", "bm25": "lexical", "siblings_use": "graph"}
+               "ppr": "graph", "bm25": "lexical", "siblings_use": "graph", "file_use": "graph",
+               "member": "module", "member_orphan": "module"}
 
 
 def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: tuple[str, ...],
-                      tests: list[str]) -> dict[str, _Features]:
+                      tests: list[str], weights: dict | None = None) -> dict[str, _Features]:
+    """Every candidate definition with its feature values (``weights`` score them; the hand
+    `WEIGHTS` when None). Nothing here reads the target's body: its edges are skipped."""
     g = engine.graph
     feats: dict[str, _Features] = {}
+    weights = weights or WEIGHTS
 
     def f(q: str) -> _Features | None:
         d = g.defs.get(q)
         if d is None or q == target.qualname or _is_hidden(q, hidden) or engine.is_test(q):
             return None
-        return feats.setdefault(q, _Features())
+        x = feats.get(q)
+        if x is None:
+            x = feats[q] = _Features(weights=weights)
+        return x
 
     tq = target.qualname
     # Oracle: what the body uses, with its line.
@@ -471,13 +517,17 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
             x.add("class", 1.0, "the target's class")
     # Module: module-level definitions and imports.
     mod = target.module
-    module_level = [q for q, d in g.defs.items() if d.container == mod]
+    module_level = sorted(q for q in (g.table.members.get(mod, {}).values() if g.table else g.members(mod))
+                          if q in g.defs and g.defs[q].container == mod)
     imported = {}
+    imported_modules = {}  # ``from pkg import utils``: module -> alias
     if g.table:
         for alias, syn in sorted(g.table.binds.get(mod, {}).items()):
             q = g.table.resolve(syn)
             if q and q in g.defs:
                 imported[q] = alias
+            elif q and q in g.modules and q != mod:
+                imported_modules.setdefault(q, alias)
     in_module = lambda src: src == mod or src.startswith(mod + ":")  # noqa: E731
     for q in sorted(set(module_level) | set(imported)):
         if not (x := f(q)):
@@ -496,6 +546,20 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
                 x.add("orphan", 0.9, f"{d.kind} of the target's module used by no other code")
             elif not local_users:
                 x.add("orphan", 0.5, f"{d.kind} of the target's module, not used elsewhere in it")
+    # Members of the modules the target's module imports (``utils.helper`` through ``from pkg import utils``).
+    for other, alias in sorted(imported_modules.items()):
+        members = sorted(q for q in (g.table.members.get(other, {}).values() if g.table else g.members(other))
+                         if q in g.defs)
+        local = {q: [u for u in engine.users(q, hidden) if in_module(u)] for q in members}
+        module_unused = not any(local.values())  # the import is there, and only the target can be using it
+        for q in members:
+            if not (x := f(q)):
+                continue
+            x.add("member", 1.0, f"`{alias}.{g.defs[q].local_name}`: member of `{alias}`, which the target's module imports")
+            if not local[q]:
+                x.add("member_orphan", 1.0 if module_unused else 0.5,
+                      f"`{alias}.{g.defs[q].local_name}`: the target's module imports `{alias}` and no other code "
+                      "there uses this member" + (" (nor any other)" if module_unused else ""))
     # Definitions the covering tests use.
     if tests:
         counts: dict[str, int] = {}
@@ -520,13 +584,26 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
             if (x := f(q)):
                 who = "methods of the class" if target.class_name else "functions of the module"
                 x.add("siblings_use", c / top, f"used by {c} other {who}")
+    # What the other definitions of the target's file use (methods of other classes included).
+    in_file = [s.qualname for s in engine.file_symbols(target.path)
+               if s.qualname != tq and not _is_hidden(s.qualname, hidden) and not s.is_test][:300]
+    if in_file:
+        counts = {}
+        for m in in_file:
+            for q in g.uses(m, nested=False):
+                counts[q] = counts.get(q, 0) + 1
+        top = max(counts.values(), default=1)
+        for q, c in counts.items():
+            if (x := f(q)):
+                x.add("file_use", c / top, f"used by {c} other definitions of {target.path}")
     # Personalized PageRank around the target.
     for q, value, _ in _pagerank(engine, tq, mode, hidden):
         if (x := f(q)):
             x.add("ppr", value, "")  # the path is worked out only for what is shown
     # Lexical match.
     retriever, subjects = engine.bm25()
-    query = words(f"{target.name} {target.signature} {(target.docstring or '').split(chr(10) * 2)[0]}") or ["_"]
+    query = words(f"{target.class_name or ''} {target.name} {target.signature} "
+                  f"{(target.docstring or '').split(chr(10) * 2)[0]}") or ["_"]
     docs, scores = retriever.retrieve([query], k=min(100, len(subjects)), show_progress=False)
     top = float(scores[0][0]) if len(scores[0]) and scores[0][0] > 0 else 1.0
     for i, s in zip(docs[0], scores[0]):
@@ -565,10 +642,12 @@ def _test_qualname(engine: ContextEngine, test_id: str) -> str | None:
     """``tests/test_x.py::TestC::test_y[param]`` -> the graph's qualname of that test function."""
     path, _, rest = test_id.partition("::")
     rest = rest.split("[", 1)[0].replace("::", ".")
-    for q, d in engine.graph.defs.items():
-        if d.path == path and d.local_name == rest:
-            return q
-    return None
+    if engine._by_local is None:
+        by: dict[tuple[str, str], str] = {}
+        for q, d in sorted(engine.graph.defs.items()):
+            by.setdefault((d.path, d.local_name), q)
+        engine._by_local = by
+    return engine._by_local.get((path, rest))
 
 
 def _pagerank(engine: ContextEngine, tq: str, mode: str, hidden: tuple[str, ...]) -> list[tuple[str, float, str]]:
@@ -577,7 +656,7 @@ def _pagerank(engine: ContextEngine, tq: str, mode: str, hidden: tuple[str, ...]
     and everything nested in it are cut first, by correcting the few rows they touch."""
     import numpy as np
 
-    nodes, index, p, dangling = engine.matrix()
+    nodes, index, p, dangling, pt = engine.matrix()
     if tq not in index:
         return []
     g = engine.nx_graph()
@@ -612,7 +691,7 @@ def _pagerank(engine: ContextEngine, tq: str, mode: str, hidden: tuple[str, ...]
     x = np.zeros(len(nodes))
     x[t] = 1.0
     for _ in range(100):
-        y = alpha * (x @ p)
+        y = alpha * (pt @ x)  # x @ p, with the transpose built once
         for ia, (oc, ov, nc, nv) in rows.items():
             if x[ia]:
                 np.subtract.at(y, oc, alpha * x[ia] * ov)
@@ -624,12 +703,12 @@ def _pagerank(engine: ContextEngine, tq: str, mode: str, hidden: tuple[str, ...]
             break
     order = np.argsort(-x, kind="stable")
     out, top = [], None
-    for i in order[: MAX_CANDIDATES * 2]:
+    for i in order[: MAX_CANDIDATES * 8]:
         q = nodes[int(i)]
         if x[i] <= 0:
             break
-        if q == tq or q not in engine.graph.defs:
-            continue
+        if q == tq or q not in engine.graph.defs or engine.is_test(q) or _is_hidden(q, hidden):
+            continue  # test code is never a definition candidate: it must not take a candidate's place
         top = top or float(x[i])
         out.append((q, float(x[i]) / top, ""))
         if len(out) >= MAX_CANDIDATES:
@@ -655,8 +734,8 @@ def _graph_path(engine: ContextEngine, tq: str, q: str, hidden: tuple[str, ...])
 
 
 def _definition_candidates(engine: ContextEngine, target: Symbol, mode: str, hidden: tuple[str, ...],
-                           tests: list[str]) -> list[_Candidate]:
-    feats = _rank_definitions(engine, target, mode, hidden, tests)
+                           tests: list[str], weights: dict | None = None) -> list[_Candidate]:
+    feats = _rank_definitions(engine, target, mode, hidden, tests, weights)
     ranked = sorted(feats.items(), key=lambda kv: (-kv[1].score(), kv[0]))[:MAX_CANDIDATES]
     out = []
     for q, x in ranked:
@@ -785,16 +864,21 @@ def build_context(engine: ContextEngine, target: str, *, budget: int, tokenizer:
     cands = _facts_candidates(engine, sym)
     callers = _caller_candidates(engine, sym, hidden, tests)
     shown_as_caller = {c.subject for c in callers}
-    cands += [c for c in _definition_candidates(engine, sym, mode, hidden or (target,), tests)
+    weights, own_share = engine.weights_for(sym.path)
+    cands += [c for c in _definition_candidates(engine, sym, mode, hidden or (target,), tests, weights)
               if c.subject not in shown_as_caller]
     cands += callers
     cands += _test_candidates(engine, sym, tests)
     if mode == "oracle":
         cands.append(_oracle_candidate(engine, sym))
     cands.sort(key=lambda c: (-c.score, c.subject))
-    items = _fit(engine, cands, budget, tok, target, mode)
+    items = _fit(engine, cands, budget, tok, target, mode, own_share)
     text = render_markdown(target, mode, items)
-    return ContextPack(target, mode, budget, tok.name, tuple(items), tok.count(text))
+    ranking = {"learned": False, "weights": dict(weights), "own_share": own_share}
+    if engine.ranking is not None:
+        fold = engine.ranking.fold_of(sym.path)
+        ranking.update(learned=bool(engine.ranking.learned[fold]), fold=fold, examples=engine.ranking.examples)
+    return ContextPack(target, mode, budget, tok.name, tuple(items), tok.count(text), ranking)
 
 
 def signature_share(budget: int) -> float:
@@ -803,7 +887,7 @@ def signature_share(budget: int) -> float:
 
 
 def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Tokenizer, target: str,
-          mode: str) -> list[ContextItem]:
+          mode: str, own_share: float = OWN_FILE_SHARE) -> list[ContextItem]:
     """Signatures in rank order, then bodies in rank order, then trim until the render fits.
 
     Costs while choosing add up per-chunk counts (remembered by the engine); the render is then
@@ -847,15 +931,23 @@ def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Toke
 
     # 1. signatures first, in rank order, up to a share of the budget that grows as it gets tight
     add_signatures(header + int((budget - header) * signature_share(budget)))
-    # 2. bodies of those, in rank order, while they fit (a body far too big is not even counted)
+    # 2. bodies of those, in rank order, while they fit (a body far too big is not even counted);
+    #    bodies from the target's own file (which the task prompt shows anyway) get at most a share
+    own_path = engine.index.symbols[target].path if target in engine.index.symbols else None
+    own_room = int((budget - header) * own_share)
     for c in cands:
         if c.subject in chosen and len(c.forms) > 1:
             if len(c.forms[1][1]) > 6 * (budget - used) + len(c.forms[0][1]):
                 continue
             extra = cost(c, 1) - cost(c, 0)
+            own = c.path == own_path and c.forms[1][0] != "facts"
+            if own and cost(c, 1) > own_room:
+                continue
             if used + extra <= budget:
                 chosen[c.subject] = (c, 1)
                 used += extra
+                if own:
+                    own_room -= cost(c, 1)
     # 3. more signatures in what is left
     add_signatures(budget)
     order = [c.subject for c in cands if c.subject in chosen]
@@ -865,12 +957,12 @@ def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Toke
 
 
 def _fit(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Tokenizer, target: str,
-         mode: str) -> list[ContextItem]:
+         mode: str, own_share: float = OWN_FILE_SHARE) -> list[ContextItem]:
     """Pack, then count the whole render: if the estimate was short, pack again with the
     overshoot taken off (twice at most), then drop the lowest-ranked items until it fits."""
     room = budget
     for _ in range(3):
-        items = _pack(engine, cands, room, tok, target, mode)
+        items = _pack(engine, cands, room, tok, target, mode, own_share)
         over = tok.count(render_markdown(target, mode, items)) - budget
         if over <= 0:
             return items
@@ -886,6 +978,66 @@ def _item(c: _Candidate, k: int, tokens: int) -> ContextItem:
     covers = c.body_covers if form == "body" and c.body_covers else c.covers
     return ContextItem(subject=c.subject, channel=c.channel, path=c.path, line=c.line, text=text, tokens=tokens,
                        score=c.score, breadcrumb=c.breadcrumb, form=form, covers=covers)
+
+
+# --------------------------------------------------------------------------- learned ranking
+
+
+def example_targets(engine: ContextEngine, limit: int = learn.MAX_EXAMPLES, seed: int = 0) -> list[str]:
+    """The source's labelled examples: functions and methods (not tests, not stubs) whose body
+    uses a repository definition, up to ``limit`` chosen by a seeded hash."""
+    g = engine.graph
+    pool = [s.qualname for s in engine.index.symbols.values()
+            if not s.is_test and "stub" not in s.flags and s.n_statements >= 1 and s.qualname in g.defs
+            and not engine.is_test(s.qualname) and _gold_uses(engine, s.qualname)]
+    pool.sort(key=lambda q: hashlib.sha256(f"{seed}:{q}".encode()).hexdigest())
+    return pool[:limit]
+
+
+def _gold_uses(engine: ContextEngine, qualname: str) -> set[str]:
+    return {q for q in engine.graph.uses(qualname) if not engine.is_test(q)}
+
+
+def example_rows(engine: ContextEngine, qualname: str) -> tuple[str, list[list[float]], list[int], int, int]:
+    """One example: (its file, the task-mode feature rows of its candidates, whether its body
+    uses each, its in-file uses, all its uses). Its own body is hidden exactly as a target's is."""
+    sym = engine.index.symbols[qualname]
+    feats = _rank_definitions(engine, sym, "task", (qualname,), list(engine.index.covering(qualname)))
+    gold = _gold_uses(engine, qualname)
+    rows, labels = [], []
+    for q, x in sorted(feats.items()):
+        rows.append([float(x.values.get(k, 0.0)) for k in TASK_FEATURES])
+        labels.append(int(q in gold))
+    in_file = sum(1 for q in gold if engine.graph.defs[q].path == sym.path)
+    return sym.path, rows, labels, in_file, len(gold)
+
+
+def fit_ranking(engine: ContextEngine, *, limit: int = learn.MAX_EXAMPLES, seed: int = 0,
+                folds: int = learn.FOLDS) -> "learn.RankingModel":
+    """Learn the feature weights on the source's own functions (K folds by file, see `regrow.context.learn`)."""
+    import time
+
+    t0 = time.perf_counter()
+    examples = [example_rows(engine, q) for q in example_targets(engine, limit, seed)]
+    hand = {k: WEIGHTS[k] for k in TASK_FEATURES}
+    return learn.fit(examples, hand, OWN_FILE_SHARE, folds=folds, seconds=time.perf_counter() - t0)
+
+
+def ensure_ranking(engine: ContextEngine, *, refit: bool = False) -> "learn.RankingModel":
+    """The stored learned ranking of the engine's source; fitted and stored first when there is
+    none (or it was fitted on another feature list)."""
+    model = None if refit else learn.stored_model(engine.store, engine.source_key, TASK_FEATURES)
+    if model is None:
+        model = fit_ranking(engine)
+        learn.store_model(engine.store, engine.source_key, model)
+    return model
+
+
+def ranking_summary(engine: ContextEngine) -> dict:
+    """What ``regrow context --json`` and docs report: the learned weights beside the hand ones."""
+    if engine.ranking is None:
+        return {"learned_folds": 0, "weights": {k: WEIGHTS[k] for k in TASK_FEATURES}, "note": "hand weights"}
+    return engine.ranking.summary({k: WEIGHTS[k] for k in TASK_FEATURES})
 
 
 # --------------------------------------------------------------------------- for the model loop

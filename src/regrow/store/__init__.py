@@ -10,7 +10,8 @@ records of `regrow.core`-level types:
 - `gitfacts`: git facts per file and symbol;
 - `calls`: calls recorded while the tests ran on the reference;
 - `tasks`: hollowed tasks and their validation;
-- `runs`: runs, their attempts and the model-response cache.
+- `runs`: runs, their attempts and the model-response cache;
+- `ranking`: the context engine's ranking weights learned on each source.
 """
 
 from regrow.store.db import SCHEMA_VERSION, Store

@@ -135,6 +135,14 @@ CREATE TABLE IF NOT EXISTS git_facts (
     data TEXT NOT NULL,
     PRIMARY KEY (source_key, subject)
 );
+-- The context engine's ranking weights learned on the source itself (regrow.context.learn): JSON.
+-- Additive (created on open like every table here), so it needs no schema step.
+CREATE TABLE IF NOT EXISTS ranking (
+    source_key TEXT PRIMARY KEY,
+    format TEXT NOT NULL,       -- the format tag of `data`, e.g. "regrow-ranking/1"
+    created REAL NOT NULL,
+    data TEXT NOT NULL
+);
 -- Model responses keyed by the exact request, so a resumed run does not pay twice.
 CREATE TABLE IF NOT EXISTS responses (
     request_key TEXT PRIMARY KEY,
