@@ -18,7 +18,7 @@ from typing import Callable
 
 from regrow.config import RunConfig
 from regrow.errors import ConfigError
-from regrow.executor import Executor, ThreadExecutor
+from regrow.executor import Executor, file_lock, make_executor, node_local
 from regrow.source.envs import Environment, ensure_environment
 from regrow.grok.build import grok
 from regrow.tasks.hollow import HollowConfig
@@ -29,7 +29,7 @@ from regrow.verify.sandbox import kill_active
 from regrow.solve.solvers import check_spec, is_model, make_solver
 from regrow.source.resolve import Source, resolve_source
 from regrow.store import Store
-from regrow.store.runs import create_run, finish_run, has_run
+from regrow.store.runs import chain_rows, create_run, finish_run, has_run, save_attempt
 from regrow.source.suite import SuiteOptions, session_options
 from regrow.core.task import Task
 from regrow.tasks.build import Exclusion, build_tasks
@@ -196,7 +196,11 @@ def _run_prepared(prep: Prepared, spec: str, config: RunConfig, hooks: Hooks) ->
 def solve(prep: Prepared, chosen: list[Task], solver, run_id: str, config: RunConfig, hooks: Hooks,
           executor: Executor | None = None) -> dict:
     """Run every (task, sample) chain. Model calls and verifications each have their own limit
-    (semaphores), and enough threads to fill both, so the two overlap instead of adding up."""
+    (semaphores), and enough threads to fill both, so the two overlap instead of adding up.
+
+    ``executor`` (default: ``config.executor``, threads) runs the chains; a remote one (Ray)
+    runs each in a node's host process on that node's own prepared source (`RemoteChain`), and
+    the attempts it returns are stored here."""
     model_limit = config.model_concurrency or _solver_concurrency(solver) or config.workers
     model_slots, verify_slots = threading.BoundedSemaphore(model_limit), threading.BoundedSemaphore(config.workers)
     budgets = {t.task_id: TaskBudget(tokens=config.task_tokens, seconds=config.task_seconds,
@@ -207,7 +211,14 @@ def solve(prep: Prepared, chosen: list[Task], solver, run_id: str, config: RunCo
     done, totals = 0, {"model": 0.0, "verify": 0.0}
     hooks.progress("solve", 0, len(chains))
     start = time.perf_counter()
-    executor = executor or ThreadExecutor(model_limit + config.workers)
+    own = executor is None
+    executor = executor or make_executor(config.executor, model_limit + config.workers)
+    if getattr(executor, "remote", False):
+        try:
+            return _solve_remote(prep, chains, run_id, config, hooks, executor, budgets, model_limit, start)
+        finally:
+            if own:
+                executor.close()
 
     def chain(item):
         task, sample = item
@@ -227,6 +238,106 @@ def solve(prep: Prepared, chosen: list[Task], solver, run_id: str, config: RunCo
         kill_active()
         raise
     return {**totals, "wall": time.perf_counter() - start}
+
+
+def _solve_remote(prep: Prepared, chains: list[tuple[Task, int]], run_id: str, config: RunConfig, hooks: Hooks,
+                  executor: Executor, budgets: dict, model_limit: int, start: float) -> dict:
+    """The chains on a remote executor. Each order carries the chain's stored turns (it resumes
+    from them) and its task's budget as it stands when the order leaves (orders leave as slots
+    free up, so stop-on-solve still skips the later samples of a solved task)."""
+    spec = str(prep.source.root) if prep.source.kind == "local" else prep.source.spec
+    fn = RemoteChain(spec, prep.source.key, config, run_id, model_limit)
+    done, totals = 0, {"model": 0.0, "verify": 0.0}
+
+    def orders():
+        for task, sample in chains:
+            budget = budgets[task.task_id]
+            rows = [dict(r) for r in chain_rows(prep.store, run_id, task.task_id, sample)]
+            yield task.task_id, sample, rows, budget.spent_tokens, budget.solved
+
+    for (task_id, sample, *_), (res, rows) in executor.map(fn, orders()):
+        for row in rows:  # the turns the node ran, stored here as if run here
+            save_attempt(prep.store, run_id, task_id, sample, row["turn"], status=row["status"],
+                         solved=bool(row["solved"]), attempt_json=row["attempt"], verdict_json=row["verdict"])
+        tokens = sum(a["tokens_out"] for a in map(json.loads, (r["attempt"] for r in rows)) if not a.get("cached"))
+        budgets[task_id].spend(tokens, res.solved)
+        totals["model"] += res.model_seconds
+        totals["verify"] += res.verify_seconds
+        done += 1
+        hooks.progress("solve", done, len(chains))
+    return {**totals, "wall": time.perf_counter() - start}
+
+
+@dataclass(frozen=True)
+class RemoteChain:
+    """One chain, run where a remote executor puts it. The node prepares the source once
+    (`node_local`; nodes sharing a home take turns) and keeps its solver, context and a scratch
+    store of the run; the chain's new turns come back as rows for the driver's store."""
+
+    spec: str
+    key: str  # the driver's source snapshot: a node that resolves another one refuses
+    config: RunConfig
+    run_id: str
+    model_limit: int
+
+    def __call__(self, order: tuple) -> tuple:
+        task_id, sample, rows, spent, solved = order
+        node = node_local(("chains", self.spec, self.config.model_dump_json()), self._node)
+        if node.prep.source.key != self.key:
+            from regrow.errors import SourceError
+            raise SourceError(f"{self.spec}: this node resolved snapshot {node.prep.source.key}, "
+                              f"the run uses {self.key}")
+        scratch = node_local(("scratch", self.run_id), _ScratchStore)
+        for row in rows:
+            save_attempt(scratch.store, self.run_id, task_id, sample, row["turn"],
+                         status=json.loads(row["verdict"]).get("status", ""), solved=bool(row["solved"]),
+                         attempt_json=row["attempt"], verdict_json=row["verdict"])
+        config = self.config
+        budget = TaskBudget(tokens=config.task_tokens, seconds=config.task_seconds,
+                            stop_on_solve=config.stop_on_solve, spent_tokens=spent, solved=solved)
+        res = run_chain(self.run_id, node.tasks[task_id], sample, solver=node.solver, verifier=node.prep.verifier,
+                        store=scratch.store, turns=config.turns, seed=config.seed,
+                        source_root=str(node.prep.source.root), cache=config.cache, context=node.contexts.get,
+                        budget=budget, model_slots=node.model_slots, verify_slots=node.verify_slots)
+        new = [{**dict(r), "status": json.loads(r["verdict"]).get("status", "")}
+               for r in chain_rows(scratch.store, self.run_id, task_id, sample) if r["turn"] >= len(rows)]
+        return res, new
+
+    def _node(self) -> "_ChainNode":
+        with file_lock(self.config.home, f"prepare {self.spec}"):
+            prep = prepare(self.spec, self.config)
+        return _ChainNode(prep, self.config, self.model_limit)
+
+
+class _ChainNode:
+    """What a node keeps for the chains of one source: the prepared source, the solver, the
+    context cache and the node's own model and verification limits."""
+
+    def __init__(self, prep: Prepared, config: RunConfig, model_limit: int):
+        self.prep = prep
+        self.tasks = {t.task_id: t for t in prep.valid}
+        self.solver = make_solver(config.solver, _solver_options(config), root=prep.source.root, index=prep.index)
+        self.contexts = ContextCache(prep, config, self.solver)
+        self.model_slots = threading.BoundedSemaphore(model_limit)
+        self.verify_slots = threading.BoundedSemaphore(config.workers)
+
+    def close(self) -> None:
+        self.prep.close()
+
+
+class _ScratchStore:
+    """A node's store for the turns of one run while they are made (the driver's store is the
+    record; this one lets `run_chain` resume and cache as it does locally)."""
+
+    def __init__(self):
+        import tempfile
+        self.folder = Path(tempfile.mkdtemp(prefix="regrow-chains-"))
+        self.store = Store(self.folder / "chains.sqlite")
+
+    def close(self) -> None:
+        import shutil
+        self.store.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _solver_concurrency(solver) -> int | None:

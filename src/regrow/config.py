@@ -56,6 +56,10 @@ class RunConfig(BaseModel):
                                        description="Leave out tasks whose measured strength (`regrow strength`: "
                                                    "the share of mutants their tests kill) is below this; "
                                                    "tasks not measured are kept.")
+    executor: str = Field("threads", pattern=r"^(threads|ray|ray://\S+)$",
+                          description="Where chains run: threads of this process, ray (the Ray cluster "
+                                      "RAY_ADDRESS names or one on this machine) or ray://ADDRESS "
+                                      "(docs/scaling.md).")
 
 
     @field_validator("home", "python", mode="after")

@@ -1,0 +1,247 @@
+"""The Ray executor on a real local cluster: a head and a second node process on this machine.
+
+The cluster is started by the module's fixture (`ray start --head`, then a second `ray start`
+with its own resources) under a short temporary folder, and every process of it is ended by id
+at teardown. One source (the calc fixture) is shared by the module: each node builds its engine
+once, the second reusing what the first stored in the shared home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import ray
+
+from _repos import fixture_config, make_repo
+from conftest import CALC_FILES
+
+from regrow.executor import ThreadExecutor, make_executor, parse_executor
+from regrow.errors import ConfigError
+
+pytestmark = pytest.mark.slow
+
+RAY = str(Path(sys.executable).parent / "ray")
+# The GCS declares a node dead after ~1.5 s without health checks (the default is ~30 s): a killed
+# raylet's in-flight candidates are re-run within seconds.
+FAST_FAILURE = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
+                "RAY_health_check_timeout_ms": "500", "RAY_health_check_initial_delay_ms": "0"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalCluster:
+    """`ray start` processes on this machine, all under one temp dir (so they can be found by it)."""
+
+    def __init__(self):
+        self.temp = tempfile.mkdtemp(prefix="rg-ray-", dir="/tmp")  # Unix socket paths must stay short
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {**os.environ, **FAST_FAILURE, "RAY_USAGE_STATS_ENABLED": "0"}
+
+    def _start(self, *args: str) -> None:
+        subprocess.run([RAY, "start", *args, "--disable-usage-stats",
+                        "--dashboard-agent-listen-port", str(_free_port())],
+                       env=self.env, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self._start("--head", "--port", str(self.port),
+                    "--num-cpus", "2", "--include-dashboard", "false", "--temp-dir", self.temp)
+        self.add_node()
+
+    def add_node(self) -> None:
+        self._start("--address", self.address, "--num-cpus", "1", "--resources", '{"node_b": 1}')
+
+    def processes(self) -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            cmd = proc.info["cmdline"] or []
+            if any(self.temp in arg for arg in cmd):
+                found.append(proc)
+        return found
+
+    def raylet_of(self, node_id: str) -> psutil.Process:
+        for proc in self.processes():
+            cmd = proc.info["cmdline"]
+            if cmd and cmd[0].endswith("raylet") and f"--node_id={node_id}" in cmd:
+                return proc
+        raise LookupError(f"no raylet for node {node_id}")
+
+    def stop(self) -> None:
+        """End every process of this cluster by its id (not `ray stop`, which ends every Ray
+        process on the machine, other users' too)."""
+        procs = self.processes()
+        for proc in procs:
+            try:
+                proc.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _gone, alive = psutil.wait_procs(procs, timeout=10)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+
+
+def _node_b() -> str:
+    return next(n["NodeID"] for n in ray.nodes() if n.get("Alive") and "node_b" in n["Resources"])
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    local = LocalCluster()
+    try:
+        local.start()
+        ray.init(address=local.address, log_to_driver=False, configure_logging=False)
+        yield local
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        local.stop()
+
+
+@pytest.fixture(scope="module")
+def calc(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ray")
+    repo = make_repo(root / "calc", CALC_FILES)
+    return repo, fixture_config(root / "home", workers=2, trust="fast")
+
+
+@pytest.fixture(scope="module")
+def scorer(cluster, calc):
+    from regrow.service.cluster import ClusterScorer
+
+    repo, config = calc
+    with ClusterScorer(cluster.address, sources=[str(repo)], config=config) as scorer:
+        yield scorer
+
+
+# Bodies for calc's tasks: right ones (the original), wrong ones, and a slow right one (so a batch
+# lasts long enough to lose a node in the middle of it).
+RIGHT = {"calc.ops:add": "result = a + b\nreturn result",
+         "calc.ops:clamp": "if x < lo:\n    return lo\nif x > hi:\n    return hi\nreturn x",
+         "calc.ops:mean": "total = sum(xs)\nreturn total / len(xs)"}
+WRONG = {"calc.ops:add": "return a - b", "calc.ops:clamp": "return x", "calc.ops:mean": "return 0"}
+SLOW = "import time\ntime.sleep(1.0)\n"
+
+
+def _batch(n: int) -> tuple[list, list[str]]:
+    from regrow.service.cluster import ScoreItem
+
+    items, expected = [], []
+    tasks = sorted(RIGHT)
+    for i in range(n):
+        task = tasks[i % len(tasks)]
+        right = i % 2 == 0
+        body = RIGHT[task] if right else WRONG[task]
+        items.append(ScoreItem(task_id=task, completion=f"```python\n{body}\n```", source="calc"))
+        expected.append("solved" if right else "failed")
+    return items, expected
+
+
+def test_the_executor_setting_names_threads_ray_or_a_ray_address():
+    assert parse_executor("threads") == ("threads", None)
+    assert parse_executor("ray") == ("ray", None)
+    assert parse_executor("ray://10.0.0.5:6379") == ("ray", "10.0.0.5:6379")
+    assert isinstance(make_executor("threads", 3), ThreadExecutor)
+    with pytest.raises(ConfigError, match="threads, ray or ray://ADDRESS"):
+        parse_executor("ray://")
+
+
+def test_candidates_land_on_both_nodes_each_holding_the_source_warm_and_verdicts_come_back_in_order(cluster, scorer):
+    nodes = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+    assert len(nodes) == 2
+    assert scorer.placement[scorer.specs[0]] == nodes  # warmed on every node before the first batch
+    items, expected = _batch(12)
+    verdicts = scorer.score_batch(items)
+    assert [v.status for v in verdicts] == expected
+    assert [v.reward for v in verdicts] == [1.0 if e == "solved" else 0.0 for e in expected]
+    assert set(scorer.last_nodes) == nodes  # both nodes verified some of the batch
+    assert sum(scorer.last.per_node.values()) == len(items) and scorer.last.rerun == 0
+    warm = scorer.warm()  # asked of each node's host: one engine for the one source, on each
+    assert set(warm) == nodes and all(len(keys) == 1 and "reward" in keys[0] for keys in warm.values())
+    again = scorer.score_batch(items[:4])  # a second batch reuses the engines (none is built again)
+    assert [v.status for v in again] == expected[:4] and scorer.warm() == warm
+    with pytest.raises(ConfigError, match="no valid task 'calc.ops:unused'"):
+        scorer.score_batch([type(items[0])(task_id="calc.ops:unused", completion="", source="calc")])
+
+
+def test_chains_of_a_run_spread_over_both_nodes_and_their_attempts_are_stored_by_the_driver(cluster, calc):
+    from regrow.api import prepare, solve
+    from regrow.executor.ray import RayExecutor
+    from regrow.solve.solvers import make_solver
+    from regrow.store.runs import attempt_rows, create_run
+
+    repo, config = calc
+    config = config.model_copy(update={"solver": "oracle", "samples": 2})
+    prep = prepare(str(repo), config)
+    executor = RayExecutor(cluster.address, slots=2)
+    try:
+        solver = make_solver("oracle", None, root=prep.source.root, index=prep.index)
+        create_run(prep.store, "ray-chains", source_key=prep.source.key, spec=str(repo), solver="oracle",
+                   config_json="{}")
+        stats = solve(prep, prep.valid, solver, "ray-chains", config, __import__("regrow.api").api.Hooks(),
+                      executor=executor)
+        rows = attempt_rows(prep.store, "ray-chains")
+        assert len(rows) == 2 * len(prep.valid) and all(r["solved"] for r in rows)
+        assert len(executor.stats.per_node) == 2  # chains ran on both nodes
+        assert stats["verify"] > 0
+        # resuming sends each chain with its stored turns: nothing is run or stored twice
+        before = executor.stats.per_node.copy()
+        solve(prep, prep.valid, solver, "ray-chains", config, __import__("regrow.api").api.Hooks(), executor=executor)
+        assert len(attempt_rows(prep.store, "ray-chains")) == len(rows)
+        assert sum((executor.stats.per_node - before).values()) == 2 * len(prep.valid)
+    finally:
+        executor.close()
+        prep.close()
+
+
+def test_killing_a_nodes_raylet_mid_batch_loses_no_verdict_and_counts_none_twice(cluster, scorer):
+    node_b = _node_b()
+    items, expected = _batch(24)
+    slow = [type(it)(task_id=it.task_id, completion=f"```python\n{SLOW}{RIGHT[it.task_id]}\n```", source="calc")
+            if e == "solved" else it for it, e in zip(items, expected)]
+    out: dict = {}
+
+    def batch():
+        try:
+            out["verdicts"] = scorer.score_batch(slow)
+        except BaseException as exc:  # re-raised below, in the test's thread
+            out["error"] = exc
+
+    worker = threading.Thread(target=batch)
+    worker.start()
+    deadline = time.monotonic() + 120
+    while scorer.last.per_node.get(node_b, 0) < 2 and time.monotonic() < deadline and worker.is_alive():
+        time.sleep(0.05)
+    if "error" in out:
+        raise out["error"]
+    assert worker.is_alive(), f"the batch ended before node b could be lost in it ({scorer.last})"
+    cluster.raylet_of(node_b).send_signal(signal.SIGKILL)
+    worker.join(timeout=180)
+    assert not worker.is_alive()
+    if "error" in out:
+        raise out["error"]
+    verdicts = out["verdicts"]
+    assert [v.status for v in verdicts] == expected  # every candidate judged, in order
+    assert node_b in scorer.last.lost_nodes and scorer.last.rerun >= 1  # what node b held ran again
+    assert sum(scorer.last.per_node.values()) == len(slow)  # one verdict per item, none twice
+    assert scorer.last.per_node[node_b] >= 2 and len(scorer.last.per_node) == 2
+    assert node_b not in scorer.placement[scorer.specs[0]]
+    after = scorer.score_batch(items[:6])  # the survivor serves the next batch alone
+    assert [v.status for v in after] == expected[:6] and node_b not in scorer.last_nodes
