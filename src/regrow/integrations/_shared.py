@@ -1,7 +1,9 @@
-"""What the adapters share: one `Reward` per (source, home) in the process, and completion text."""
+"""What the adapters share: one `Reward` per (source, home) in the process, one `RemoteReward`
+per service URL, and completion text."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -10,6 +12,10 @@ from regrow.reward import Reward
 
 _LOCK = threading.Lock()
 _REWARDS: dict[tuple[str, str], Reward] = {}
+_REMOTES: dict[tuple[str, str | None], object] = {}
+
+URL_ENV = "REGROW_REWARD_URL"  # the reward service (`regrow serve`); unset: verify in this process
+KEY_ENV = "REGROW_API_KEY"  # its API key, when it needs one
 
 
 def config_for(home: str | Path | None = None, base: RunConfig | None = None) -> RunConfig:
@@ -32,13 +38,35 @@ def cached_reward(source: str, home: str | Path | None = None, base: RunConfig |
         return reward
 
 
+def reward_url(explicit: str | None = None) -> str | None:
+    """The reward service's URL: ``explicit`` when given, else ``REGROW_REWARD_URL``, else None."""
+    return explicit or os.environ.get(URL_ENV) or None
+
+
+def remote_reward(url: str, api_key: str | None = None):
+    """The process's `RemoteReward` for ``url`` (the key: ``api_key`` or ``REGROW_API_KEY``)."""
+    from regrow.service.client import RemoteReward  # httpx: the `serve` extra
+
+    key = api_key or os.environ.get(KEY_ENV) or None
+    with _LOCK:
+        remote = _REMOTES.get((url, key))
+        if remote is None:
+            remote = _REMOTES[(url, key)] = RemoteReward(url, key)
+        return remote
+
+
 def close_all() -> None:
-    """Close every cached `Reward` (their warm workers); the next call prepares again."""
+    """Close every cached `Reward` (their warm workers) and service client; the next call
+    prepares (or connects) again."""
     with _LOCK:
         rewards = list(_REWARDS.values())
+        remotes = list(_REMOTES.values())
         _REWARDS.clear()
+        _REMOTES.clear()
     for reward in rewards:
         reward.close()
+    for remote in remotes:
+        remote.close()
 
 
 def completion_text(completion) -> str:

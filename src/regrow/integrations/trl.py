@@ -13,6 +13,11 @@ none of the sources has gets ``None`` (TRL reads it as NaN, "no reward from this
 Each batch's verdict counts go to TRL's ``log_metric`` (``regrow/solved`` ... as fractions of the
 batch); the running totals stay in ``RegrowReward.counts``. Nothing of TRL is imported here.
 
+With a reward service (`regrow serve`), ``RegrowReward(url="http://host:8000")`` (or the
+``REGROW_REWARD_URL`` environment variable, when no prepared `Reward` is given) scores each batch
+over HTTP instead of preparing the sources in the trainer; ``api_key`` (or ``REGROW_API_KEY``)
+when the service needs one, ``spec`` the `RewardSpec` applied to the returned verdicts.
+
 `RegrowToolEnv` is the multi-turn form, for ``GRPOTrainer(environment_factory=...)``: the model
 answers by calling the ``submit`` tool with a body, reads the failing tests' feedback, and may
 submit again (up to ``max_turns``); the episode's reward is ``get_reward()``. It is a
@@ -27,6 +32,7 @@ submit again (up to ``max_turns``); the episode's reward is ``get_reward()``. It
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -34,8 +40,8 @@ from pathlib import Path
 
 from regrow.config import RunConfig
 from regrow.core.verdict import Verdict
-from regrow.integrations._shared import cached_reward, completion_text, workers_of
-from regrow.reward import Reward
+from regrow.integrations._shared import KEY_ENV, cached_reward, completion_text, reward_url, workers_of
+from regrow.reward import Reward, RewardSpec
 
 __all__ = ["RegrowReward", "RegrowToolEnv"]
 
@@ -45,14 +51,25 @@ class RegrowReward:
 
     __name__ = "regrow"  # the name TRL logs the reward under (rewards/regrow/mean)
 
-    def __init__(self, home: str | Path | None, *sources: str | Reward, config: RunConfig | None = None):
-        if not sources:
-            raise ValueError("RegrowReward needs at least one source (a spec, or a prepared Reward)")
-        self.rewards: list[Reward] = [s if isinstance(s, Reward) else cached_reward(s, home, config)
-                                      for s in sources]
+    def __init__(self, home: str | Path | None = None, *sources: str | Reward, config: RunConfig | None = None,
+                 url: str | None = None, api_key: str | None = None, spec: RewardSpec | None = None):
         self.counts: Counter = Counter()
         self.calls = 0
         self._lock = threading.Lock()
+        self.remote = None
+        if url is None and not any(isinstance(s, Reward) for s in sources):
+            url = reward_url()
+        if url is not None:
+            from regrow.service.client import RemoteReward  # httpx: the `serve` extra
+
+            self.remote = RemoteReward(url, api_key or os.environ.get(KEY_ENV) or None, spec=spec)
+            self.rewards: list[Reward] = []
+            self._pool = None
+            return
+        if not sources:
+            raise ValueError("RegrowReward needs at least one source (a spec, or a prepared Reward), or the "
+                             "url of a reward service")
+        self.rewards = [s if isinstance(s, Reward) else cached_reward(s, home, config) for s in sources]
         self._pool = ThreadPoolExecutor(max_workers=sum(workers_of(r) for r in self.rewards),
                                         thread_name_prefix="regrow-reward")
 
@@ -66,6 +83,11 @@ class RegrowReward:
     def score_batch(self, task_ids, completions, sources=None) -> list[Verdict | None]:
         """The verdicts of a batch (None for a task no source has), verified concurrently."""
         sources = list(sources) if sources is not None else [None] * len(task_ids)
+        if self.remote is not None:
+            verdicts = self.remote.score_batch([{"task_id": str(tid), "completion": completion_text(c), "source": src}
+                                                for tid, c, src in zip(task_ids, completions, sources, strict=True)])
+            self._count(verdicts)
+            return verdicts
         jobs = []
         for tid, completion, src in zip(task_ids, completions, sources, strict=True):
             reward = self.reward_for(str(tid), src)
@@ -87,8 +109,13 @@ class RegrowReward:
             for key in ("solved", "failed", "malformed", "flagged", "unknown_task"):
                 log_metric(f"regrow/{key}", batch.get(key, 0) / n)
         srcs = list(source) if source is not None else [None] * len(verdicts)
-        return [None if v is None else float(self.reward_for(str(t), s).value(v))
+        return [None if v is None else float(self._value(v, str(t), s))
                 for v, t, s in zip(verdicts, task_id, srcs, strict=True)]
+
+    def _value(self, verdict: Verdict, task_id: str, source: str | None) -> float:
+        if self.remote is not None:
+            return self.remote.value(verdict)
+        return self.reward_for(task_id, source).value(verdict)
 
     def _count(self, verdicts) -> None:
         with self._lock:
@@ -97,7 +124,10 @@ class RegrowReward:
 
     def close(self) -> None:
         """Stop the threads (the `Reward`s are the process's, closed at exit or by their owner)."""
-        self._pool.shutdown(wait=False)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+        if self.remote is not None:
+            self.remote.close()
 
 
 def _tally(verdicts) -> Counter:
