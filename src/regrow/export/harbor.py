@@ -27,8 +27,7 @@ from pathlib import Path
 
 from regrow.core.task import Task
 from regrow.errors import ConfigError
-from regrow.export.records import (FORMATS, HARBOR, Built, TaskSet, _base, assign_splits, leaks_reference,
-                                   problem_statement)
+from regrow.export.records import FORMATS, HARBOR, Built, TaskSet, _base, problem_statement, shown_tasks
 from regrow.source.resolve import iter_source_files
 
 __all__ = ["write_tasks", "task_dir_name"]
@@ -140,12 +139,7 @@ def write_tasks(ts: TaskSet, out: Path, split: str | None = None, *, verifier_ti
         raise ConfigError(f"the source tree {root} is gone: prepare the source again (`regrow hollow`)")
     files = [p.relative_to(root) for p in iter_source_files(root)]
     built = Built(HARBOR)
-    splits = assign_splits(ts.tasks, split)
-    for task in sorted(ts.tasks, key=lambda t: t.task_id):
-        text = instruction(task)
-        if leaks_reference(task, text):
-            built.drop("reference in instruction")
-            continue
+    for task, side, text in shown_tasks(ts, split, built, instruction, "instruction"):
         name = task_dir_name(ts, task)
         folder = out / name
         if folder.exists():
@@ -157,12 +151,12 @@ def write_tasks(ts: TaskSet, out: Path, split: str | None = None, *, verifier_ti
             shutil.copy2(root / rel, dest)
         _write(env / "hollowed" / task.path, task.hollowed_file)
         _write(env / "Dockerfile", dockerfile(task))
-        _write(folder / "task.toml", task_toml(ts, task, splits[task.task_id], verifier_timeout=verifier_timeout,
+        _write(folder / "task.toml", task_toml(ts, task, side, verifier_timeout=verifier_timeout,
                                                agent_timeout=agent_timeout))
         _write(folder / "instruction.md", text)
         _write(folder / "solution" / "original.py", task.original_file)
         _write(folder / "solution" / "solve.sh", solve_sh(task), executable=True)
         _write(folder / "tests" / "test.sh", test_sh(ts, task), executable=True)
-        built.records.append({**_base(HARBOR, ts, task, splits[task.task_id]), "dir": name})
+        built.records.append({**_base(HARBOR, ts, task, side), "dir": name})
     (out / "tasks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in built.records), encoding="utf-8")
     return built

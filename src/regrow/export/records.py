@@ -513,17 +513,24 @@ def erase_patch(task: Task) -> str:
                                         fromfile=f"a/{task.path}", tofile=f"b/{task.path}"))
 
 
+def shown_tasks(ts: TaskSet, split: str | None, built: Built, text_of, what: str):
+    """(task, its split, the text shown for it) for every task of ``ts`` in id order, leaving out
+    (and counting in ``built``) those whose text carries the reference body."""
+    splits = assign_splits(ts.tasks, split)
+    for task in sorted(ts.tasks, key=lambda t: t.task_id):
+        text = text_of(task)
+        if leaks_reference(task, text):
+            built.drop(f"reference in {what}")
+            continue
+        yield task, splits[task.task_id], text
+
+
 def task_records(task_sets: list[TaskSet], split: str | None = None) -> Built:
     built = Built(TASKS)
     for ts in task_sets:
-        splits = assign_splits(ts.tasks, split)
-        for task in sorted(ts.tasks, key=lambda t: t.task_id):
-            statement = problem_statement(task)
-            if leaks_reference(task, statement):
-                built.drop("reference in problem statement")
-                continue
+        for task, side, statement in shown_tasks(ts, split, built, problem_statement, "problem statement"):
             built.records.append({
-                **_base(TASKS, ts, task, splits[task.task_id]),
+                **_base(TASKS, ts, task, side),
                 "instance_id": f"{ts.name}__{task.task_id}", "repo": ts.name, "base_commit": ts.key,
                 "patch": erase_patch(task), "FAIL_TO_PASS": list(task.tests),
                 "problem_statement": statement, "flags": list(task.extra.get("flags") or ()),
