@@ -87,9 +87,15 @@ def test_churn_counts_months_bursts_and_names_reformats_and_renames(tmp_path):
     revs.append(commit_at(root, "2024-04-05", "reformat"))
     git(root, "mv", "pkg/extra.py", "pkg/more.py")
     revs.append(commit_at(root, "2024-06-01", "rename extra to more"))
+    text = (root / "pkg" / "mod.py").read_text()
+    moved = text[text.index("def label"):]
+    (root / "pkg" / "mod.py").write_text(text.replace(moved, "").rstrip() + "\n")
+    (root / "pkg" / "labels.py").write_text(moved)
+    revs.append(commit_at(root, "2024-07-01", "move label to its own module"))
 
     rep = drift.churn(root)
-    assert [m["month"] for m in rep.months] == ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06"]
+    assert [m["month"] for m in rep.months] == ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06",
+                                                "2024-07"]
     by = {m["month"]: m for m in rep.months}
     assert by["2024-02"]["commits"] == 2 and by["2024-02"]["size"] == lines_of(root, revs[0])
     assert by["2024-02"]["added"] + by["2024-02"]["deleted"] == numstat(root, revs[0], revs[2])
@@ -99,15 +105,17 @@ def test_churn_counts_months_bursts_and_names_reformats_and_renames(tmp_path):
     assert by["2024-04"]["added"] + by["2024-04"]["deleted"] == numstat(root, revs[3], revs[4])
     assert by["2024-05"]["commits"] == 0 and by["2024-06"]["added"] + by["2024-06"]["deleted"] == 0
     quiet = [m for m in rep.months if m["added"] + m["deleted"] == 0]
-    assert rep.quiet_share == round(len(quiet) / 6, 4) and len(quiet) == 4  # Jan (the import), Mar, May, Jun
+    assert rep.quiet_share == round(len(quiet) / 7, 4) and len(quiet) == 4  # Jan (the import), Mar, May, Jun
+    assert by["2024-07"]["added"] + by["2024-07"]["deleted"] == numstat(root, revs[5], revs[6])
     churns = [m["churn"] for m in rep.months]
-    assert rep.mean == pytest.approx(sum(churns) / 6, abs=1e-3) and rep.median == 0.0
+    assert rep.mean == pytest.approx(sum(churns) / 7, abs=1e-3) and rep.median == 0.0
     kinds = {b["subject"]: b["kind"] for b in rep.bursts}
-    assert kinds == {"reformat": "reformat", "double by adding": "change", "add triple": "change"}
+    assert kinds == {"reformat": "reformat", "double by adding": "change", "add triple": "change",
+                     "move label to its own module": "move"}
     assert rep.bursts[0]["share"] > 0 and rep.size_now == lines_of(root, revs[-1])
-    renamed = drift.read_commits(root)[-1]
+    renamed = drift.read_commits(root)[-2]
     assert renamed.renamed == 1 and drift.burst_kind(root, renamed) == "rename"
-    assert {m["module"] for m in rep.modules} == {"pkg/mod.py", "pkg/extra.py"}
+    assert {m["module"] for m in rep.modules} == {"pkg/mod.py", "pkg/extra.py", "pkg/labels.py"}
     assert drift.churn(root, months=2).months == rep.months[-2:]
     assert rep.to_dict()["format"] == "regrow-drift/1"
 

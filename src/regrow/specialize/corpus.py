@@ -22,13 +22,25 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
 from regrow.errors import SourceError
 
 PIP_TIMEOUT_S = 300
 _SKIP = (".egg-info", "__pycache__", ".pyc")
+_NOT_CODE_DIRS = {"tests", "test", "testing", "docs", "doc", "examples", "example", "benchmarks", "bench"}
+_NOT_CODE_FILES = {"setup.py", "conftest.py", "noxfile.py", "fabfile.py", "tasks.py"}
+
+
+def is_package_code(path: str) -> bool:
+    """Whether ``path`` (relative, ``/``-separated) is the package's own Python code."""
+    p = PurePosixPath(path)
+    if p.suffix != ".py" or p.name in _NOT_CODE_FILES:
+        return False
+    if p.name.startswith("test_") or p.name.endswith("_test.py"):
+        return False
+    return not any(part in _NOT_CODE_DIRS or part.startswith(".") for part in p.parts[:-1])
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ Churn (`churn`), read from ``git log --numstat -M`` (rename detection on):
   largest commits ("bursts"), each with its share of the size before it and a kind:
   ``reformat`` when at least 80 % of its changed lines are in files whose syntax tree did not
   change (``ast.dump`` before and after: layout, quotes, comments), ``rename`` when most of the
-  files it touched were renamed or moved, else ``change``;
+  files it touched were renamed or moved, ``move`` when at least half of its changed lines left
+  one file for another in the same commit (code moved between modules), else ``change``;
 * per module (file): its changed lines over the history, the months it changed in, and its mean
   monthly churn (changed lines per month over its size at the end).
 
@@ -33,33 +34,20 @@ import calendar
 import json
 import statistics
 import subprocess
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable
 
 from regrow.errors import ConfigError
+from regrow.specialize.corpus import is_package_code
 
 FORMAT = "regrow-drift/1"
 DEFAULT_AGES = (1, 3, 6, 12, 24)
 REFORMAT_SHARE = 0.8
 BURSTS = 5
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-_NOT_CODE_DIRS = {"tests", "test", "testing", "docs", "doc", "examples", "example", "benchmarks", "bench"}
-_NOT_CODE_FILES = {"setup.py", "conftest.py", "noxfile.py", "fabfile.py", "tasks.py"}
-
-
-def is_package_code(path: str) -> bool:
-    """Whether ``path`` (relative, ``/``-separated) is the package's own Python code."""
-    p = PurePosixPath(path)
-    if p.suffix != ".py" or p.name in _NOT_CODE_FILES:
-        return False
-    if p.name.startswith("test_") or p.name.endswith("_test.py"):
-        return False
-    return not any(part in _NOT_CODE_DIRS or part.startswith(".") for part in p.parts[:-1])
-
-
 def _git(root: Path, *args: str, check: bool = True) -> str:
     done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
                           errors="replace")
@@ -165,11 +153,43 @@ def _reformat_lines(root: Path, commit: Commit) -> int:
     return same
 
 
+def _moved_lines(root: Path, commit: Commit) -> int:
+    """Changed lines of ``commit`` that moved between files: each added line whose text (stripped)
+    a deletion in another file of the same commit had, counted twice (its deletion and its addition)."""
+    if len(commit.files) < 2:
+        return 0
+    diff = _git(root, "show", "--format=", "-U0", "--no-color", "-M", commit.rev, "--", *commit.files, check=False)
+    added: dict[str, Counter] = defaultdict(Counter)
+    deleted: dict[str, Counter] = defaultdict(Counter)
+    current = ""
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            current = line[6:] if line.startswith("+++ b/") else current
+        elif line.startswith("--- ") or line.startswith("@@"):
+            continue
+        elif line.startswith("+") and line[1:].strip():
+            added[current][line[1:].strip()] += 1
+        elif line.startswith("-") and line[1:].strip():
+            deleted[current][line[1:].strip()] += 1
+    moved = 0
+    for path, lines in added.items():
+        elsewhere = Counter()
+        for other, gone in deleted.items():
+            if other != path:
+                elsewhere.update(gone)
+        moved += sum((lines & elsewhere).values())
+    return 2 * moved
+
+
 def burst_kind(root: Path, commit: Commit) -> str:
+    """``reformat``, ``rename``, ``move`` (at least half of its changed lines moved between files)
+    or ``change``."""
     if commit.changed and _reformat_lines(root, commit) >= REFORMAT_SHARE * commit.changed:
         return "reformat"
     if commit.touched and commit.renamed * 2 > commit.touched:
         return "rename"
+    if commit.changed and _moved_lines(root, commit) * 2 >= commit.changed:
+        return "move"
     return "change"
 
 

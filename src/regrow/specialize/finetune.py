@@ -1,10 +1,11 @@
 """`regrow finetune`: LoRA supervised fine-tuning of a causal LM on one repository's code.
 
-The training text (`training_documents`): every Python file of the repository at a revision (the
-working tree when none is given), each headed ``# file: PATH`` as the completion prompt of
+The training text: every Python file of the repository at a revision (`source_files`; the
+working tree when none is given; with ``code_only`` the package's own code only, no tests, docs
+or ``setup.py``), each headed ``# file: PATH`` as the completion prompt of
 ``local:`` solvers shows a file, cut at line boundaries into windows of at most ``max_length``
 tokens; and/or the rows of an ``sft`` export (``regrow export --format sft``), each rendered with
-the tokenizer's chat template. Two modes:
+the tokenizer's chat template (`sft_texts`). Two modes:
 
 * ``codebase``: every file as it is (the erase-and-regenerate experiment's setting): how far
   specialization can pull a model toward one codebase, memorisation included;
@@ -66,6 +67,7 @@ class FinetuneOptions(BaseModel):
     save_steps: int = 50
     seed: int = 0
     source_text: bool = True  # train on the repository's files
+    code_only: bool = False  # only the package's own code (`corpus.is_package_code`: no tests, docs, setup)
     sft: str | None = None  # an sft export (.jsonl or .parquet) to train on too
     bf16: bool | None = None  # None: where the hardware has it
 
@@ -389,6 +391,9 @@ def finetune_checkout(base: str, root: Path, out: Path, *, revision: str | None 
         raise ConfigError("held-out mode needs the tasks to hold out (the source's valid tasks)")
     commit = revision_commit(root, revision) if revision else _head(root)
     docs = source_files(root, revision) if options.source_text else []
+    if options.code_only:
+        from regrow.specialize.corpus import is_package_code
+        docs = [d for d in docs if is_package_code(d.path)]
     erased = 0
     if options.mode == "held-out":
         docs, erased = hollow_documents(docs, held_out)
@@ -411,11 +416,17 @@ def _head(root: Path) -> str | None:
     return done.stdout.decode().strip() if done.returncode == 0 else None
 
 
-def finetune(spec: str, config, base: str, out: Path, *, revision: str | None = None,
+def default_output(config, source_name: str, mode: str, revision: str | None) -> Path:
+    """Where `regrow finetune` writes without ``--output``: ``HOME/finetuned/NAME-MODE-REV``."""
+    return Path(config.home) / "finetuned" / f"{source_name}-{mode}-{(revision or 'worktree')[:12]}"
+
+
+def finetune(spec: str, config, base: str, out: Path | None = None, *, revision: str | None = None,
              options: FinetuneOptions = FinetuneOptions(), hooks=None,
              on_step: Callable[[TrainProgress], None] | None = None) -> dict:
     """`regrow finetune SOURCE`: resolve the source (and, in held-out mode, build its tasks),
-    then `finetune_checkout`. Returns the manifest."""
+    then `finetune_checkout` into ``out`` (default: `default_output`). Returns the manifest, with
+    ``output``: the folder."""
     from regrow.api import Hooks, prepare
     from regrow.source.resolve import resolve_source
 
@@ -434,8 +445,10 @@ def finetune(spec: str, config, base: str, out: Path, *, revision: str | None = 
     if revision is not None and not (Path(source.root) / ".git").exists():
         raise ConfigError(f"--revision needs a git repository; {source.root} is not one")
     info = {"name": source.name, "version": source.version, "key": source.key, "git_rev": source.git_rev}
-    return finetune_checkout(base, source.root, out, revision=revision, options=options, held_out=held,
-                             source=info, hooks=hooks, on_step=on_step)
+    out = Path(out) if out is not None else default_output(config, source.name, options.mode, revision)
+    manifest = finetune_checkout(base, source.root, out, revision=revision, options=options, held_out=held,
+                                 source=info, hooks=hooks, on_step=on_step)
+    return {**manifest, "output": str(out)}
 
 
 def read_manifest(folder: Path) -> dict:
