@@ -1,0 +1,185 @@
+"""Benchmark of verification scale-out: one candidate batch on threads, on Ray with one node and
+on Ray with two nodes, side by side in one run (docs/scaling.md).
+
+The batch: ``--tasks`` valid tasks x ``--per-task`` completions of mixed quality made from the
+reference bodies (right, a plain continuation, wrong, a mutated reference). Arms:
+
+- ``threads``: one `regrow.reward.Reward` in this process, ``--workers`` candidates at once on
+  threads (what `regrow serve` does without Ray);
+- ``ray x1``: `regrow.service.cluster.ClusterScorer` on a local cluster of one node
+  (``ray start --head``), ``--workers`` candidates in flight on it;
+- ``ray x2``: the same after a second node process joins (``ray start --address``), so each node
+  holds its own warm engine and takes ``--workers`` candidates at once.
+
+Each arm scores the batch ``--repeats`` times after its engines are warm; printed: the warm-up
+(building the engines, once per node), the median batch wall, completions/s, and whether the
+verdicts agree with the threads arm. The cluster is started under a short temp folder and every
+one of its processes is ended by id at the end.
+
+What a 2-core machine can show: that the Ray path gives the same verdicts, what dispatch through
+actors costs beside threads, and that a second node takes half the batch with its own warm
+engine. What it cannot show: a speed-up, since two "nodes" on one machine share the same two
+cores (two nodes' workers compete for them); on real machines each node brings its own cores.
+
+    python benchmarks/ray_scale.py                       # the calc fixture of tests/conftest.py
+    python benchmarks/ray_scale.py --tasks 8 --per-task 8 --workers 2 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+
+from regrow.config import RunConfig
+from regrow.reward import Reward
+from regrow.service.cluster import ClusterScorer, ScoreItem
+
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def _fixture(base: Path) -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from _repos import make_repo  # noqa: E402
+    from conftest import CALC_FILES  # noqa: E402
+    return str(make_repo(base / "calc", CALC_FILES))
+
+
+def _mutate(body: str) -> str:
+    for a, b in (("+", "-"), ("<", "<="), ("return ", "return 1 + ")):
+        if a in body:
+            return body.replace(a, b, 1)
+    return body + "\nreturn None"
+
+
+def completions_for(task, n: int) -> list[str]:
+    ref = task.reference_body
+    kinds = [f"```python\n{ref}\n```", ref, "```python\nreturn None\n```", f"```python\n{_mutate(ref)}\n```"]
+    return [kinds[i % len(kinds)] for i in range(n)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """`ray start` processes of this benchmark, all under one short temp folder."""
+
+    def __init__(self):
+        self.temp = tempfile.mkdtemp(prefix="rg-ray-", dir="/tmp")
+        self.address = f"127.0.0.1:{_free_port()}"
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+
+    def start(self, *args: str) -> None:
+        subprocess.run([RAY, "start", *args, "--disable-usage-stats", "--dashboard-agent-listen-port",
+                        str(_free_port())], env=self.env, check=True, capture_output=True, timeout=120)
+
+    def head(self) -> None:
+        self.start("--head", "--port", self.address.rsplit(":", 1)[1], "--num-cpus", "2",
+                   "--include-dashboard", "false", "--temp-dir", self.temp)
+
+    def node(self) -> None:
+        self.start("--address", self.address, "--num-cpus", "1", "--resources", '{"node_b": 1}')
+
+    def stop(self) -> None:
+        procs = [p for p in psutil.process_iter(["cmdline"]) if any(self.temp in a for a in (p.info["cmdline"] or []))]
+        for p in procs:
+            try:
+                p.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        for p in psutil.wait_procs(procs, timeout=10)[1]:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+
+
+def _time(fn, repeats: int) -> tuple[float, list]:
+    walls, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        walls.append(time.perf_counter() - t0)
+    return statistics.median(walls), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("source", nargs="?", help="source spec (default: the calc fixture)")
+    ap.add_argument("--tasks", type=int, default=8)
+    ap.add_argument("--per-task", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2, help="candidates at once (threads; per node on Ray)")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="regrow-ray-bench-"))
+    spec = args.source or _fixture(base)
+    config = RunConfig(home=base / "home", python=Path(sys.executable), workers=args.workers, timeout=30)
+    print(f"load before: {os.getloadavg()[0]:.2f} (1-min), {os.cpu_count()} cores")
+
+    t0 = time.perf_counter()
+    reward = Reward(spec, config)
+    prep_s = time.perf_counter() - t0
+    tasks = sorted(reward.tasks.values(), key=lambda t: t.task_id)[: args.tasks]
+    name = reward.prepared.source.name
+    batch = [ScoreItem(task_id=t.task_id, completion=c, source=name)
+             for t in tasks for c in completions_for(t, args.per_task)]
+    print(f"{name}: {len(batch)} completions ({len(tasks)} tasks x {args.per_task}); prepared in {prep_s:.1f} s")
+
+    rows = []
+    pool = ThreadPoolExecutor(max_workers=args.workers)
+
+    def threads():
+        return list(pool.map(lambda it: reward.score(it.task_id, it.completion), batch))
+
+    threads()  # warm the workers like the Ray arms are warmed
+    wall, base_verdicts = _time(threads, args.repeats)
+    expected = [v.status for v in base_verdicts]
+    rows.append(("threads", 1, 0.0, wall, True, {}))
+    pool.shutdown()
+    reward.close()
+
+    cluster = Cluster()
+    try:
+        cluster.head()
+        import ray
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        for nodes in (1, 2):
+            if nodes == 2:
+                cluster.node()
+            t0 = time.perf_counter()
+            with ClusterScorer(cluster.address, sources=[spec], config=config) as scorer:
+                warm_s = time.perf_counter() - t0
+                scorer.score_batch(batch[: args.workers * nodes])
+                wall, verdicts = _time(lambda: scorer.score_batch(batch), args.repeats)
+                share = {n[:6]: c for n, c in scorer.last.per_node.items()}
+                rows.append((f"ray x{nodes}", len(scorer.cluster.nodes()), warm_s, wall,
+                             [v.status for v in verdicts] == expected, share))
+    finally:
+        try:
+            import ray
+            ray.shutdown()
+        finally:
+            cluster.stop()
+
+    print(f"load after: {os.getloadavg()[0]:.2f} (1-min)")
+    print(f"\n{'arm':<9} {'nodes':>5} {'warm-up s':>9} {'median batch s':>14} {'completions/s':>13}  same verdicts  "
+          f"per node (last batch)")
+    for arm, n, warm_s, wall, same, share in rows:
+        print(f"{arm:<9} {n:>5} {warm_s:>9.1f} {wall:>14.2f} {len(batch) / wall:>13.1f}  {str(same):<13}  {share or ''}")
+
+
+if __name__ == "__main__":
+    main()
