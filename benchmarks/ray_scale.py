@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -99,11 +100,14 @@ class Cluster:
                 p.terminate()
             except psutil.NoSuchProcess:
                 pass
-        for p in psutil.wait_procs(procs, timeout=10)[1]:
+        alive = psutil.wait_procs(procs, timeout=5)[1]
+        for p in alive:
             try:
                 p.kill()
             except psutil.NoSuchProcess:
                 pass
+        psutil.wait_procs(alive, timeout=5)
+        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 def _time(fn, repeats: int) -> tuple[float, list]:
@@ -174,6 +178,7 @@ def main() -> None:
         finally:
             cluster.stop()
 
+    shutil.rmtree(base, ignore_errors=True)
     print(f"load after: {os.getloadavg()[0]:.2f} (1-min)")
     print(f"\n{'arm':<9} {'nodes':>5} {'warm-up s':>9} {'median batch s':>14} {'completions/s':>13}  same verdicts  "
           f"per node (last batch)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -90,12 +91,14 @@ class LocalCluster:
                 proc.terminate()
             except psutil.NoSuchProcess:
                 pass
-        _gone, alive = psutil.wait_procs(procs, timeout=10)
+        _gone, alive = psutil.wait_procs(procs, timeout=5)
         for proc in alive:
             try:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
+        psutil.wait_procs(alive, timeout=5)
+        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 def _node_b() -> str:
@@ -131,8 +134,8 @@ def scorer(cluster, calc):
         yield scorer
 
 
-# Bodies for calc's tasks: right ones (the original), wrong ones, and a slow right one (so a batch
-# lasts long enough to lose a node in the middle of it).
+# Bodies for calc's tasks: right ones (the original), wrong ones, and a prefix that makes a right
+# one slow (so a batch lasts long enough to lose a node in the middle of it).
 RIGHT = {"calc.ops:add": "result = a + b\nreturn result",
          "calc.ops:clamp": "if x < lo:\n    return lo\nif x > hi:\n    return hi\nreturn x",
          "calc.ops:mean": "total = sum(xs)\nreturn total / len(xs)"}
@@ -182,7 +185,7 @@ def test_candidates_land_on_both_nodes_each_holding_the_source_warm_and_verdicts
 
 
 def test_chains_of_a_run_spread_over_both_nodes_and_their_attempts_are_stored_by_the_driver(cluster, calc):
-    from regrow.api import prepare, solve
+    from regrow.api import Hooks, prepare, solve
     from regrow.executor.ray import RayExecutor
     from regrow.solve.solvers import make_solver
     from regrow.store.runs import attempt_rows, create_run
@@ -195,20 +198,33 @@ def test_chains_of_a_run_spread_over_both_nodes_and_their_attempts_are_stored_by
         solver = make_solver("oracle", None, root=prep.source.root, index=prep.index)
         create_run(prep.store, "ray-chains", source_key=prep.source.key, spec=str(repo), solver="oracle",
                    config_json="{}")
-        stats = solve(prep, prep.valid, solver, "ray-chains", config, __import__("regrow.api").api.Hooks(),
-                      executor=executor)
+        stats = solve(prep, prep.valid, solver, "ray-chains", config, Hooks(), executor=executor)
         rows = attempt_rows(prep.store, "ray-chains")
         assert len(rows) == 2 * len(prep.valid) and all(r["solved"] for r in rows)
         assert len(executor.stats.per_node) == 2  # chains ran on both nodes
         assert stats["verify"] > 0
         # resuming sends each chain with its stored turns: nothing is run or stored twice
         before = executor.stats.per_node.copy()
-        solve(prep, prep.valid, solver, "ray-chains", config, __import__("regrow.api").api.Hooks(), executor=executor)
-        assert len(attempt_rows(prep.store, "ray-chains")) == len(rows)
+        again = solve(prep, prep.valid, solver, "ray-chains", config, Hooks(), executor=executor)
+        assert len(attempt_rows(prep.store, "ray-chains")) == len(rows) and again["verify"] == 0
         assert sum((executor.stats.per_node - before).values()) == 2 * len(prep.valid)
     finally:
         executor.close()
         prep.close()
+
+
+def test_regrow_run_with_executor_ray_address_runs_every_chain_on_the_cluster(cluster, calc):
+    repo, config = calc
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.run([sys.executable, "-m", "regrow", "run", str(repo), "--solver", "oracle", "--samples", "2",
+                           "--executor", f"ray://{cluster.address}", "--home", str(config.home),
+                           "--python", str(config.python), "--workers", "2", "--trust", "fast",
+                           "--run-id", "cli-ray", "--json"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["run_id"] == "cli-ray" and report["chains"] == 2 * report["chosen"] > 0
+    assert report["solved_tasks"] == report["chosen"]  # the oracle solves every chain, wherever it ran
 
 
 def test_killing_a_nodes_raylet_mid_batch_loses_no_verdict_and_counts_none_twice(cluster, scorer):

@@ -268,6 +268,17 @@ def _solve_remote(prep: Prepared, chains: list[tuple[Task, int]], run_id: str, c
     return {**totals, "wall": time.perf_counter() - start}
 
 
+# Settings that change what a run does with a prepared source, not the source or its engine:
+# runs that differ only in these share a node's warm engine.
+_RUN_ONLY = frozenset({"samples", "turns", "tasks", "run_id", "cache", "stop_on_solve", "task_tokens", "task_seconds",
+                       "model_concurrency", "min_strength", "executor"})
+
+
+def warm_key(config: RunConfig) -> str:
+    """What names a warm engine on a node: the settings its preparation and solver depend on."""
+    return json.dumps(config.model_dump(mode="json", exclude=set(_RUN_ONLY)), sort_keys=True)
+
+
 @dataclass(frozen=True)
 class RemoteChain:
     """One chain, run where a remote executor puts it. The node prepares the source once
@@ -282,7 +293,7 @@ class RemoteChain:
 
     def __call__(self, order: tuple) -> tuple:
         task_id, sample, rows, spent, solved = order
-        node = node_local(("chains", self.spec, self.config.model_dump_json()), self._node)
+        node = node_local(("chains", self.spec, warm_key(self.config)), self._node)
         if node.prep.source.key != self.key:
             from regrow.errors import SourceError
             raise SourceError(f"{self.spec}: this node resolved snapshot {node.prep.source.key}, "

@@ -19,6 +19,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from regrow.api import warm_key
 from regrow.config import RunConfig, resolve_config
 from regrow.core.verdict import Verdict
 from regrow.errors import ConfigError
@@ -38,7 +39,7 @@ def _reward(spec: str, config: RunConfig):
         with file_lock(config.home, f"prepare {spec}"):
             return Reward(spec, config)
 
-    return node_local(("reward", spec, config.model_dump_json()), build)
+    return node_local(("reward", spec, warm_key(config)), build)
 
 
 @dataclass(frozen=True)
