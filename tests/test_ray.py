@@ -261,3 +261,60 @@ def test_killing_a_nodes_raylet_mid_batch_loses_no_verdict_and_counts_none_twice
     assert node_b not in scorer.placement[scorer.specs[0]]
     after = scorer.score_batch(items[:6])  # the survivor serves the next batch alone
     assert [v.status for v in after] == expected[:6] and node_b not in scorer.last_nodes
+
+
+def test_a_node_lost_while_chains_run_on_it_loses_no_chain_and_stores_no_turn_twice(cluster, calc, tmp_path):
+    from regrow.api import Hooks, prepare, solve
+    from regrow.executor.ray import RayExecutor
+    from regrow.solve.solvers import make_solver
+    from regrow.store.runs import attempt_rows, create_run
+
+    cluster.add_node()  # the previous test's kill left one node: a new one joins under a new id
+    deadline = time.monotonic() + 60
+    while len([n for n in ray.nodes() if n.get("Alive")]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    node_b = _node_b()
+    # Every chain: a slow wrong first turn, then the right body (its feedback seen) on the second.
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"format": "regrow-script/1", "answers": {
+        task: [f"```python\n{SLOW}return None\n```", f"```python\n{body}\n```"] for task, body in RIGHT.items()}}))
+    repo, config = calc
+    config = config.model_copy(update={"solver": f"scripted:{script}", "samples": 4, "turns": 2})
+    prep = prepare(str(repo), config)
+    executor = RayExecutor(cluster.address, slots=2)
+    chosen = [t for t in prep.valid if t.task_id in RIGHT]
+    out: dict = {}
+
+    def run():
+        try:
+            solver = make_solver(config.solver, None, root=prep.source.root, index=prep.index)
+            create_run(prep.store, "ray-loss", source_key=prep.source.key, spec=str(repo), solver=config.solver,
+                       config_json="{}")
+            out["stats"] = solve(prep, chosen, solver, "ray-loss", config, Hooks(), executor=executor)
+        except BaseException as exc:  # re-raised below, in the test's thread
+            out["error"] = exc
+
+    worker = threading.Thread(target=run)
+    try:
+        worker.start()
+        while executor.stats.per_node.get(node_b, 0) < 1 and time.monotonic() < deadline + 120 and worker.is_alive():
+            time.sleep(0.05)
+        if "error" in out:
+            raise out["error"]
+        assert worker.is_alive(), f"the run ended before node b could be lost in it ({executor.stats})"
+        cluster.raylet_of(node_b).send_signal(signal.SIGKILL)
+        worker.join(timeout=180)
+        assert not worker.is_alive()
+        if "error" in out:
+            raise out["error"]
+        rows = attempt_rows(prep.store, "ray-loss")
+        chains = {(r["task_id"], r["sample"]) for r in rows}
+        assert len(chains) == len(chosen) * 4  # every chain ran to its end
+        assert len(rows) == 2 * len(chains)  # two turns each, each stored once
+        assert all(bool(r["solved"]) == (r["turn"] == 1) for r in rows)
+        assert node_b in executor.stats.lost_nodes and executor.stats.rerun >= 1
+        assert sum(executor.stats.per_node.values()) == len(chains)  # one result per chain
+    finally:
+        worker.join(timeout=180)
+        executor.close()
+        prep.close()

@@ -298,7 +298,7 @@ class RemoteChain:
             from regrow.errors import SourceError
             raise SourceError(f"{self.spec}: this node resolved snapshot {node.prep.source.key}, "
                               f"the run uses {self.key}")
-        scratch = node_local(("scratch", self.run_id), _ScratchStore)
+        scratch = node_local(("scratch", self.run_id), lambda: _ScratchStore(self.config.home))
         for row in rows:
             save_attempt(scratch.store, self.run_id, task_id, sample, row["turn"],
                          status=json.loads(row["verdict"]).get("status", ""), solved=bool(row["solved"]),
@@ -338,11 +338,13 @@ class _ChainNode:
 
 class _ScratchStore:
     """A node's store for the turns of one run while they are made (the driver's store is the
-    record; this one lets `run_chain` resume and cache as it does locally)."""
+    record; this one lets `run_chain` resume and cache as it does locally). Under the node's home,
+    removed when the node's host closes."""
 
-    def __init__(self):
+    def __init__(self, home: Path):
         import tempfile
-        self.folder = Path(tempfile.mkdtemp(prefix="regrow-chains-"))
+        (Path(home) / "scratch").mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix="chains-", dir=Path(home) / "scratch"))
         self.store = Store(self.folder / "chains.sqlite")
 
     def close(self) -> None:
