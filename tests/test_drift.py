@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tarfile
@@ -242,3 +243,43 @@ def test_the_ladder_on_real_releases_uses_the_release_before_each_age(cachetools
         assert rung.tasks == 6 and 0 <= rung.missing <= 6 and rung.pass_at_1 is not None
         assert 0 <= rung.func_similarity <= 1 and rung.run_id
     assert rep.rungs[1].age_days > rep.rungs[0].age_days
+
+
+def test_the_drift_command_prints_churn_and_writes_its_json(tmp_path):
+    from typer.testing import CliRunner
+
+    from regrow.cli import app
+
+    root = make_repo(tmp_path / "pkg", {"pkg/__init__.py": "", "pkg/mod.py": MODULE})
+    commit_at(root, "2024-01-15", "import")
+    (root / "pkg" / "mod.py").write_text((root / "pkg" / "mod.py").read_text().replace("y = x * 2", "y = x + x"))
+    commit_at(root, "2024-03-02", "double by adding")
+    out = tmp_path / "drift.json"
+    res = CliRunner().invoke(app, ["drift", str(root), "--churn-only", "-o", str(out)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "2024-02" in res.stdout and "double by adding" in res.stdout and "2-3 %/month" in res.stdout
+    data = json.loads(out.read_text())
+    assert data["format"] == "regrow-drift/1" and data["decay"] is None
+    assert [m["month"] for m in data["churn"]["months"]] == ["2024-01", "2024-02", "2024-03"]
+    res = CliRunner().invoke(app, ["drift", str(tmp_path), "--churn-only"])
+    assert res.exit_code == 2 and "not a git repository" in res.output
+
+
+
+@pytest.mark.slow
+def test_with_a_model_each_snapshot_is_fine_tuned_on_its_own_files_and_run(tmp_path):
+    from regrow.specialize.finetune import FinetuneOptions, read_manifest
+    from test_specialize import _smollm2_tokenizer, tiny_base
+
+    root = tmp_path / "calc"
+    revs = _calc_history(root)
+    base = tiny_base(tmp_path / "base", _smollm2_tokenizer())
+    config = fixture_config(tmp_path / "home", tasks=2, max_tokens=8)
+    rep = drift.decay(str(root), config, ages=(1,), model=str(base), out_dir=tmp_path / "tuned",
+                      finetune_options=FinetuneOptions(max_steps=1, max_length=64, bf16=False))
+    frozen, tuned = rep.rungs
+    assert (frozen.solver, tuned.solver) == ("history", f"finetuned:{base}")
+    assert frozen.revision == tuned.revision == revs["mid"][:12] and tuned.tasks == 2
+    manifest = read_manifest(tmp_path / "tuned" / revs["mid"][:12])
+    assert manifest["revision"] == revs["mid"] and manifest["mode"] == "codebase" and not manifest["worktree"]
+    assert tuned.pass_at_1 is not None and tuned.run_id != frozen.run_id

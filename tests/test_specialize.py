@@ -110,6 +110,15 @@ def test_an_sft_export_becomes_chat_text(tmp_path, tokenizer):
         ft.sft_texts(path, tokenizer)
 
 
+def test_the_finetune_command_rejects_a_bad_mode_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from regrow.cli import app
+
+    res = CliRunner().invoke(app, ["finetune", str(tmp_path), "--mode", "everything", "--home", str(tmp_path / "h")])
+    assert res.exit_code == 2 and "--mode 'everything'" in res.output and "Traceback" not in res.output
+
+
 class _Interrupt(Exception):
     pass
 
@@ -153,3 +162,37 @@ def test_lora_on_a_tiny_model_resumes_merges_and_loads_as_a_local_solver(calc_re
     rep = build_report(Store(tmp_path / "home" / "regrow.sqlite"), run_id)
     assert rep.solver == f"local:{out}" and rep.chosen == 2 and rep.attempts == 2
     assert rep.statuses and sum(rep.statuses.values()) == 2
+
+
+@pytest.mark.slow
+def test_the_finetune_command_trains_and_prints_its_manifest(calc_repo, tmp_path, tokenizer):
+    from typer.testing import CliRunner
+
+    from regrow.cli import app
+
+    head = git_init(calc_repo)
+    base = tiny_base(tmp_path / "base", tokenizer)
+    res = CliRunner().invoke(app, ["finetune", str(calc_repo), "--base", str(base), "--revision", "HEAD",
+                                   "--max-steps", "2", "--max-length", "64", "--home", str(tmp_path / "h"), "--json"])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads(res.stdout)
+    folder = Path(manifest["output"])
+    assert folder.parent == tmp_path / "h" / "finetuned" and folder.name == f"calc-codebase-{head[:12]}"
+    assert manifest["mode"] == "codebase" and manifest["steps"] == 2 and len(manifest["loss_curve"]) == 2
+    assert manifest["revision"] == head == manifest["source"]["git_rev"] and manifest["data"]["bodies_erased"] == 0
+    assert ft.read_manifest(folder)["steps"] == 2
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_the_embedded_gguf_base_loads_in_float32_and_saves_as_a_plain_folder(tmp_path):
+    import torch
+
+    model, tokenizer = ft.load_base("smollm2")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert sum(p.numel() for p in model.parameters()) > 100_000_000
+    model.save_pretrained(str(tmp_path / "base"))
+    tokenizer.save_pretrained(str(tmp_path / "base"))
+    config = json.loads((tmp_path / "base" / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert ft.resolve_base(str(tmp_path / "base"))[0] == "hf"

@@ -112,19 +112,34 @@ def resolve_base(base: str) -> tuple[str, Path, str | None]:
 
 
 def load_base(base: str):
-    """(model, tokenizer) for ``--base``, in float32, ready to train."""
+    """(model, tokenizer) for ``--base``, in float32, ready to train and to save as a folder."""
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
         raise ConfigError(f"fine-tuning needs transformers, torch, trl and peft: {INSTALL}") from exc
+    from transformers.utils import logging as hf_logging
+
     kind, folder, gguf = resolve_base(base)
     kw = {"gguf_file": gguf} if gguf else {"local_files_only": True}
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the dequantisation bar: the CLI draws its own
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), **kw)
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, **kw)
     except (OSError, ValueError) as exc:
         raise SolverError(f"transformers could not load {base}: {exc}") from exc
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    if gguf:
+        # The weights are dequantised to float32 on load, but the model keeps the GGUF
+        # quantizer's marks, and transformers refuses to save a "quantized" model: drop them.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        model.quantization_method = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
@@ -445,7 +460,8 @@ def finetune(spec: str, config, base: str, out: Path | None = None, *, revision:
     if revision is not None and not (Path(source.root) / ".git").exists():
         raise ConfigError(f"--revision needs a git repository; {source.root} is not one")
     info = {"name": source.name, "version": source.version, "key": source.key, "git_rev": source.git_rev}
-    out = Path(out) if out is not None else default_output(config, source.name, options.mode, revision)
+    named = revision_commit(Path(source.root), revision) if revision is not None else None
+    out = Path(out) if out is not None else default_output(config, source.name, options.mode, named)
     manifest = finetune_checkout(base, source.root, out, revision=revision, options=options, held_out=held,
                                  source=info, hooks=hooks, on_step=on_step)
     return {**manifest, "output": str(out)}
