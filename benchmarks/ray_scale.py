@@ -9,7 +9,9 @@ reference bodies (right, a plain continuation, wrong, a mutated reference). Arms
 - ``ray x1``: `regrow.service.cluster.ClusterScorer` on a local cluster of one node
   (``ray start --head``), ``--workers`` candidates in flight on it;
 - ``ray x2``: the same after a second node process joins (``ray start --address``), so each node
-  holds its own warm engine and takes ``--workers`` candidates at once.
+  holds its own warm engine and takes ``--workers`` candidates at once;
+- ``threads, again``: the first arm once more at the end, to tell the arms from the order they ran
+  in (the machine's load drifts; the engine's workers warm up).
 
 Each arm scores the batch ``--repeats`` times after its engines are warm; printed: the warm-up
 (building the engines, once per node), the median batch wall, completions/s, and whether the
@@ -152,8 +154,6 @@ def main() -> None:
     wall, base_verdicts = _time(threads, args.repeats)
     expected = [v.status for v in base_verdicts]
     rows.append(("threads", 1, 0.0, wall, True, {}))
-    pool.shutdown()
-    reward.close()
 
     cluster = Cluster()
     try:
@@ -178,12 +178,17 @@ def main() -> None:
         finally:
             cluster.stop()
 
+    # threads once more, after the Ray arms: the same engine, later load; tells order from arm
+    wall, verdicts = _time(threads, args.repeats)
+    rows.append(("threads, again", 1, 0.0, wall, [v.status for v in verdicts] == expected, {}))
+    pool.shutdown()
+    reward.close()
     shutil.rmtree(base, ignore_errors=True)
     print(f"load after: {os.getloadavg()[0]:.2f} (1-min)")
-    print(f"\n{'arm':<9} {'nodes':>5} {'warm-up s':>9} {'median batch s':>14} {'completions/s':>13}  same verdicts  "
+    print(f"\n{'arm':<14} {'nodes':>5} {'warm-up s':>9} {'median batch s':>14} {'completions/s':>13}  same verdicts  "
           f"per node (last batch)")
     for arm, n, warm_s, wall, same, share in rows:
-        print(f"{arm:<9} {n:>5} {warm_s:>9.1f} {wall:>14.2f} {len(batch) / wall:>13.1f}  {str(same):<13}  {share or ''}")
+        print(f"{arm:<14} {n:>5} {warm_s:>9.1f} {wall:>14.2f} {len(batch) / wall:>13.1f}  {str(same):<13}  {share or ''}")
 
 
 if __name__ == "__main__":
