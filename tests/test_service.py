@@ -327,6 +327,7 @@ def test_shutdown_refuses_new_work_and_fails_unfinished_work_explicitly(calc):
 # ------------------------------------------------------------------------------ schema
 
 
+@pytest.mark.slow
 def test_the_openapi_schema_holds_under_schemathesis(calc):
     import schemathesis
     from hypothesis import HealthCheck, given, settings
@@ -374,11 +375,11 @@ def test_the_openapi_schema_holds_under_schemathesis(calc):
 @contextmanager
 def serving(service: RewardService):
     """The service under a real uvicorn on loopback (a free port), in a thread of this process."""
-    import socket
-
     import uvicorn
 
-    sock = socket.create_server(("127.0.0.1", 0))
+    from regrow.service.app import listen_socket
+
+    sock = listen_socket("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(create_app(service), log_config=None, access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -528,5 +529,42 @@ def test_a_server_killed_with_sigkill_mid_load_still_gives_every_verdict_exactly
         assert Ledger(calc["home"] / "service.sqlite").count() == len(items)
     finally:
         remote.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+@pytest.mark.slow
+def test_sigterm_drains_the_server_and_fails_unfinished_requests_explicitly(calc):
+    """A candidate that loops until its timeout is in flight when SIGTERM comes: its request is
+    answered 503 once the grace passes (not dropped), the verification still finishes and is
+    stored, and the successor answers the retry from the ledger."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = lambda: [sys.executable, "-m", "regrow", "serve", str(calc["root"]), "--home", str(calc["home"]),  # noqa: E731
+                   "--python", sys.executable, "--workers", "2", "--timeout", "4", "--grace", "1",
+                   "--port", str(port)]
+    loop = {"task_id": "calc.ops:add", "completion": "```python\nwhile True:\n    pass\n```", "request_id": "term-1"}
+    proc = subprocess.Popen(cmd(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = _wait_listening(proc)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(httpx.post, f"{url}/v1/score", json=[loop], timeout=60)
+            time.sleep(1.0)  # the candidate is running
+            proc.send_signal(signal.SIGTERM)
+            answer = pending.result()
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "shutting_down"
+        assert int(answer.headers["retry-after"]) >= 1
+        proc.wait(60)
+        stored = Ledger(calc["home"] / "service.sqlite").get_many(["term-1"])
+        assert stored["term-1"][1]["status"] == "timeout"  # finished after the answer, and kept
+        proc = subprocess.Popen(cmd(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _wait_listening(proc)
+        with RemoteReward(url) as remote:
+            [res] = remote.results([loop])
+        assert res["replayed"] and res["status"] == "timeout" and res["reward"] == 0.0
+    finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
