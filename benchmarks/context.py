@@ -3,8 +3,8 @@
 Quality, per package (``SPEC``: a directory or pypi:NAME==VER; grok runs its test suite once):
 
 * targets: functions hollow would make tasks of (eligible, covered by a passing test) whose
-  original body uses at least one repository definition *according to the gold resolver*;
-  ``--tasks`` of them, chosen by a seeded hash of the qualname;
+  original body uses a repository definition *in another file* according to the gold resolver
+  (``--any-gold``: any definition); ``--tasks`` of them, chosen by a seeded hash of the qualname;
 * gold (``--gold jedi``, the default): every name and attribute loaded in the *original* body
   resolved by jedi (``Script.goto(follow_imports=True)``), an independent static resolver that
   shares nothing with `regrow.grok.graph`; kept when it lands on a repository definition
@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 
 from regrow.config import resolve_config
-from regrow.context.engine import ContextEngine, build_context
+from regrow.context.engine import ContextEngine, build_context, ranking_summary
 from regrow.errors import RegrowError
 from regrow.grok.graph import is_test_definition
 from regrow.grok.build import grok_static_part
@@ -137,7 +137,9 @@ class JediGold:
                 and not is_test_definition(g.defs[q])}
 
 
-def targets(engine: ContextEngine, gold, n: int, seed: int) -> list[tuple[str, set[str]]]:
+def targets(engine: ContextEngine, gold, n: int, seed: int, cross: bool = True) -> list[tuple[str, set[str]]]:
+    """Up to ``n`` task targets (seeded hash order) whose gold set is not empty; with ``cross``,
+    whose gold set has a definition in another file (what this benchmark is about)."""
     cfg = HollowConfig()
     pool = [s.qualname for s in engine.index.symbols.values()
             if eligibility(s, cfg) is None and engine.index.covering(s.qualname)]
@@ -145,7 +147,8 @@ def targets(engine: ContextEngine, gold, n: int, seed: int) -> list[tuple[str, s
     out = []
     for q in pool:
         gs = gold(q)
-        if gs:
+        path = engine.index.symbols[q].path
+        if gs and (not cross or any(engine.graph.defs[g].path != path for g in gs)):
             out.append((q, gs))
             if len(out) >= n:
                 break
@@ -322,14 +325,19 @@ def _mean(ms: list[dict], key: str) -> tuple[float, int]:
 def quality(spec: str, args, tok) -> dict:
     config = resolve_config({"home": args.home})
     prep = prepare(spec, config, Hooks(log=lambda m: print(f"  · {m}", file=sys.stderr)), validate=False)
+    t0 = time.perf_counter()
     engine = ContextEngine.load(prep.store, prep.source.key, prep.source.root, prep.index)
+    load_s = time.perf_counter() - t0
+    hand = ContextEngine.load(prep.store, prep.source.key, prep.source.root, prep.index, learned=False) \
+        if args.hand else None
     gold = JediGold(engine, prep.source.import_roots) if args.gold == "jedi" else \
         (lambda q: regrow_gold(engine, q))
     t0 = time.perf_counter()
-    chosen = targets(engine, gold, args.tasks, args.seed)
+    chosen = targets(engine, gold, args.tasks, args.seed, cross=not args.any_gold)
     gold_s = time.perf_counter() - t0
     row = {"source": f"{prep.source.name} {prep.source.version or ''}".strip(), "targets": len(chosen),
-           "gold": statistics.mean(len(g) for _, g in chosen) if chosen else 0.0, "gold_s": gold_s}
+           "gold": statistics.mean(len(g) for _, g in chosen) if chosen else 0.0, "gold_s": gold_s,
+           "load_s": load_s, "ranking": ranking_summary(engine)}
     # how much of the independent gold regrow's own resolver finds (cross-file)
     agree = [_shares(regrow_gold(engine, q), {g for g in gs if engine.graph.defs[g].path != engine.index.symbols[q].path})
              for q, gs in chosen]
@@ -344,6 +352,11 @@ def quality(spec: str, args, tok) -> dict:
             for k in ("cross", "fn", "in", "files", "own"):
                 row[f"{k}@{b}"], row[f"n_{k}"] = _mean(ms, k)
             row["per_target"][b] = ms
+            if hand is not None:
+                hm = [measure(hand, q, gs, b, tok) for q, gs in chosen]
+                for k in ("cross", "fn", "in"):
+                    row[f"hand_{k}@{b}"], _ = _mean(hm, k)
+                row["per_target"][f"hand{b}"] = hm
             if aider is not None:
                 am = [measure_aider(engine, aider, gold, q, gs, b) for q, gs in chosen]
                 for k in ("cross", "fn", "files"):
@@ -404,7 +417,7 @@ def _fmt(v) -> str:
 def _pooled(rows: list[dict], key: str, b: int) -> float:
     """Mean over every target of every package (targets without that kind of gold left out)."""
     kind, _, who = key.partition(":")
-    vals = [m[kind] for r in rows for m in r["per_target"].get(f"aider{b}" if who else b, [])
+    vals = [m[kind] for r in rows for m in r["per_target"].get(f"{who}{b}" if who else b, [])
             if m.get(kind) is not None]
     return statistics.mean(vals) if vals else float("nan")
 
@@ -418,8 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tokenizer", default="smollm2")
     ap.add_argument("--gold", choices=("jedi", "regrow"), default="jedi")
+    ap.add_argument("--any-gold", action="store_true",
+                    help="targets with any gold (default: only those with a gold definition in another file)")
     ap.add_argument("--aider-python", help="an interpreter with aider-chat installed: its repo map side by side")
     ap.add_argument("--json", help="write every row (per-target figures included) here")
+    ap.add_argument("--hand", action="store_true", help="also rank with the hand weights (an ablation of the learning)")
     ap.add_argument("--home", default="/tmp/regrow-bench")
     args = ap.parse_args(argv)
     tok = get_tokenizer(args.tokenizer)
@@ -462,6 +478,19 @@ def main(argv: list[str] | None = None) -> int:
                           _fmt(_pooled(rows, f"{k}:aider", b)) if args.aider_python else "—"]
             cells.append(_fmt(_pooled(rows, "in", b)))
             print("| " + " | ".join(cells) + " |")
+        if args.hand:
+            print("\nablation: hand weights (same packer, same targets), all targets pooled")
+            print("| budget | learned cross-file EDR | hand | learned cross-file functions | hand | learned in-file | hand |")
+            print("|---|---|---|---|---|---|---|")
+            for b in BUDGETS:
+                print(f"| {b // 1000}k | " + " | ".join(_fmt(_pooled(rows, f"{k}:{w}", b)) for k in ("cross", "fn", "in")
+                                                       for w in ("", "hand")) + " |")
+        print("\nlearned weights (mean over the folds that learned; other files' candidates)")
+        for r in rows:
+            rk = r["ranking"]
+            print(f"- {r['source']}: {rk.get('learned_folds', 0)} of {rk.get('folds', 0)} folds learned from "
+                  f"{rk.get('examples', 0)} examples (engine load with fitting {r['load_s']:.1f} s), own share "
+                  f"{rk.get('own_share', '—')}: " + ", ".join(f"{k} {v}" for k, v in rk["weights"].items()))
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
     if args.speed:

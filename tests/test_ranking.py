@@ -38,6 +38,11 @@ MECHANISMS = {
 
         def used_everywhere(x):
             return x
+
+
+        class Span:
+            def seconds(self):
+                return 60
     ''',
     "units/fields.py": '''
         from units import convert
@@ -74,6 +79,10 @@ MECHANISMS = {
 
         def sibling_helper(x):
             return x
+
+
+        def span_seconds(span: convert.Span):
+            return span.seconds()
     ''',
     "tests/test_fields.py": """
         from units.fields import Duration, Number, Field
@@ -131,6 +140,11 @@ def test_what_a_method_of_another_class_in_the_file_uses_counts(units):
 def test_the_lexical_query_includes_the_enclosing_class_name(units):
     feats = _features(units, "units.fields:Duration._serialize")
     assert feats["units.convert:duration_to_seconds"].values.get("bm25", 0) > 0
+
+
+def test_members_of_a_class_the_signature_names_are_candidates(units):
+    feats = _features(units, "units.fields:span_seconds")
+    assert feats["units.convert:Span.seconds"].values.get("type_member") == 1.0
 
 
 def test_test_code_never_takes_a_pagerank_candidate_slot(units):
@@ -196,8 +210,8 @@ def test_a_targets_weights_never_come_from_examples_of_its_own_fold(many):
     path = "many/mod_4.py"
     k = learn.fold_of(path, base.folds)
     # turn every label of the examples in the target's fold upside down: its weights stay the same
-    flipped = [(p, rows, [1 - y for y in labels] if learn.fold_of(p, base.folds) == k else labels, i, t)
-               for p, rows, labels, i, t in examples]
+    flipped = [(p, rows, [1 - y for y in labels] if learn.fold_of(p, base.folds) == k else labels, o, i, t)
+               for p, rows, labels, o, i, t in examples]
     other = learn.fit(flipped, hand, OWN_FILE_SHARE)
     assert other.for_path(path) == base.for_path(path)
     assert any(other.weights[j] != base.weights[j] for j in range(base.folds) if j != k)
@@ -206,4 +220,4 @@ def test_a_targets_weights_never_come_from_examples_of_its_own_fold(many):
 def test_too_few_examples_fall_back_to_the_hand_weights(units):
     model = fit_ranking(units)
     assert not any(model.learned) and "hand weights" in model.note
-    assert model.for_path("units/fields.py")[0] == {k: WEIGHTS[k] for k in TASK_FEATURES}
+    assert model.for_path("units/fields.py")[:2] == ({k: WEIGHTS[k] for k in TASK_FEATURES},) * 2

@@ -70,9 +70,10 @@ WEIGHTS = {
     "file_use": 0.6,  # share of the other definitions of the target's file (any class) that use it
     "member": 0.4,  # member of a module the target's module imports (``from pkg import utils``)
     "member_orphan": 0.9,  # ... that no other code of the target's module uses
+    "type_member": 0.8,  # member of a class named in the target's signature (``item: Item`` -> Item.value)
 }
 TASK_FEATURES = tuple(k for k in WEIGHTS if k != "uses")  # what task mode ranks with (and learns)
-OWN_FILE_SHARE = 0.35  # hand default: at most this share of the budget on bodies from the target's file
+OWN_FILE_SHARE = 0.3  # hand default: at most this share of the budget on the target's own file (the prompt shows it)
 PRIOR_RUNTIME = 2.5
 PRIOR_GIT = 0.45
 PRIOR_TEST = 1.3  # first covering test; later ones decay
@@ -262,10 +263,11 @@ class ContextEngine:
             engine.ranking = ensure_ranking(engine)
         return engine
 
-    def weights_for(self, path: str) -> tuple[dict, float]:
-        """(feature weights, own-file body share) for a target in ``path``."""
+    def weights_for(self, path: str) -> tuple[dict, dict, float]:
+        """(weights of other files' candidates, weights of own-file candidates, own-file budget
+        share) for a target in ``path``."""
         if self.ranking is None:
-            return WEIGHTS, OWN_FILE_SHARE
+            return WEIGHTS, WEIGHTS, OWN_FILE_SHARE
         return self.ranking.for_path(path)
 
     # -- files ------------------------------------------------------------------------------
@@ -461,24 +463,27 @@ class _Features:
 _CHANNEL_OF = {"uses": "uses", "signature": "signature", "docstring": "docstring", "orphan": "module",
                "class": "class", "class_orphan": "class", "module": "module", "tests": "tests-use",
                "ppr": "graph", "bm25": "lexical", "siblings_use": "graph", "file_use": "graph",
-               "member": "module", "member_orphan": "module"}
+               "member": "module", "member_orphan": "module", "type_member": "signature"}
 
 
 def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: tuple[str, ...],
-                      tests: list[str], weights: dict | None = None) -> dict[str, _Features]:
-    """Every candidate definition with its feature values (``weights`` score them; the hand
-    `WEIGHTS` when None). Nothing here reads the target's body: its edges are skipped."""
+                      tests: list[str], weights: dict | None = None,
+                      own_weights: dict | None = None) -> dict[str, _Features]:
+    """Every candidate definition with its feature values (``weights`` score those of other
+    files, ``own_weights`` those of the target's file; the hand `WEIGHTS` when None). Nothing
+    here reads the target's body: its edges are skipped."""
     g = engine.graph
     feats: dict[str, _Features] = {}
     weights = weights or WEIGHTS
+    own_weights = own_weights or weights
 
     def f(q: str) -> _Features | None:
         d = g.defs.get(q)
-        if d is None or q == target.qualname or _is_hidden(q, hidden) or engine.is_test(q):
+        if d is None or q == target.qualname or _is_hidden(q, hidden) or engine.is_test(q) or _is_dunder_constant(d):
             return None
         x = feats.get(q)
         if x is None:
-            x = feats[q] = _Features(weights=weights)
+            x = feats[q] = _Features(weights=own_weights if d.path == target.path else weights)
         return x
 
     tq = target.qualname
@@ -488,9 +493,19 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
             if (x := f(q)):
                 x.add("uses", 1.0, f"the target uses it on line {line}")
     # Signature edges of the target (annotations, defaults, decorators).
+    typed: dict[str, int] = {}
     for e in g.out_edges(tq):
         if e.kind == "signature" and (x := f(e.dst)):
             x.add("signature", 1.0, f"named in the target's signature on line {e.line}")
+            if g.defs[e.dst].kind == "class":
+                typed.setdefault(e.dst, e.line)
+    # Members of the classes its signature names (and of their bases).
+    for cls, line in sorted(typed.items()):
+        for depth, c in enumerate((g.table.mro(cls) if g.table else [cls])[:4]):
+            for m in g.members(c):
+                if (x := f(m)):
+                    x.add("type_member", 1.0 / (1 + 0.5 * depth),
+                          f"{g.defs[m].kind} of `{_short(cls)}`, named in the target's signature on line {line}")
     # Docstring mentions.
     if target.docstring:
         for name, qs in _mentioned(engine, target.module, target.docstring).items():
@@ -555,11 +570,10 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
         for q in members:
             if not (x := f(q)):
                 continue
-            x.add("member", 1.0, f"`{alias}.{g.defs[q].local_name}`: member of `{alias}`, which the target's module imports")
+            x.add("member", 1.0, f"member of `{alias}`, which the target's module imports")
             if not local[q]:
                 x.add("member_orphan", 1.0 if module_unused else 0.5,
-                      f"`{alias}.{g.defs[q].local_name}`: the target's module imports `{alias}` and no other code "
-                      "there uses this member" + (" (nor any other)" if module_unused else ""))
+                      f"member of `{alias}` (imported by the target's module), used by no other code there")
     # Definitions the covering tests use.
     if tests:
         counts: dict[str, int] = {}
@@ -610,6 +624,11 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
         if s > 0 and (x := f(subjects[int(i)])):
             x.add("bm25", float(s) / top, "similar words in its name, signature or docstring")
     return feats
+
+
+def _is_dunder_constant(d: Definition) -> bool:
+    """``__all__``, ``__version__``, ...: module bookkeeping, never what a body needs."""
+    return d.kind == "constant" and d.local_name.startswith("__") and d.local_name.endswith("__")
 
 
 def _short(qualname: str) -> str:
@@ -734,8 +753,9 @@ def _graph_path(engine: ContextEngine, tq: str, q: str, hidden: tuple[str, ...])
 
 
 def _definition_candidates(engine: ContextEngine, target: Symbol, mode: str, hidden: tuple[str, ...],
-                           tests: list[str], weights: dict | None = None) -> list[_Candidate]:
-    feats = _rank_definitions(engine, target, mode, hidden, tests, weights)
+                           tests: list[str], weights: dict | None = None,
+                           own_weights: dict | None = None) -> list[_Candidate]:
+    feats = _rank_definitions(engine, target, mode, hidden, tests, weights, own_weights)
     ranked = sorted(feats.items(), key=lambda kv: (-kv[1].score(), kv[0]))[:MAX_CANDIDATES]
     out = []
     for q, x in ranked:
@@ -745,7 +765,8 @@ def _definition_candidates(engine: ContextEngine, target: Symbol, mode: str, hid
         def build(c: _Candidate, d: Definition = d, x: _Features = x, name: str = name) -> None:
             q = d.qualname
             reason = x.reasons[name] or _graph_path(engine, target.qualname, q, hidden)
-            others = [r for k, r in sorted(x.reasons.items()) if k != name and r and r not in reason][:1]
+            others = [r for k, r in sorted(x.reasons.items()) if k != name and r and r not in reason
+                      and len(reason) + len(r) < 110][:1]  # a second reason only while the line stays short
             c.breadcrumb = f"{_short(q)} — {reason}" + (f"; {others[0]}" if others else "")
             start, end = engine.span(d)
             sig = _signature_form(engine, d)
@@ -800,11 +821,13 @@ def _caller_candidates(engine: ContextEngine, target: Symbol, hidden: tuple[str,
 
 def _test_candidates(engine: ContextEngine, target: Symbol, tests: list[str]) -> list[_Candidate]:
     found = []
+    seen: set[str] = set()
     for t in tests:
         q = _test_qualname(engine, t)
         d = engine.graph.defs.get(q) if q else None
-        if d is None:
-            continue
+        if d is None or q in seen:
+            continue  # parametrized ids of one test function show the same code: once
+        seen.add(q)
         start, end = engine.span(d)
         found.append((end - start, t, q, d, start, end))
     out = []
@@ -864,8 +887,8 @@ def build_context(engine: ContextEngine, target: str, *, budget: int, tokenizer:
     cands = _facts_candidates(engine, sym)
     callers = _caller_candidates(engine, sym, hidden, tests)
     shown_as_caller = {c.subject for c in callers}
-    weights, own_share = engine.weights_for(sym.path)
-    cands += [c for c in _definition_candidates(engine, sym, mode, hidden or (target,), tests, weights)
+    weights, own_weights, own_share = engine.weights_for(sym.path)
+    cands += [c for c in _definition_candidates(engine, sym, mode, hidden or (target,), tests, weights, own_weights)
               if c.subject not in shown_as_caller]
     cands += callers
     cands += _test_candidates(engine, sym, tests)
@@ -874,7 +897,8 @@ def build_context(engine: ContextEngine, target: str, *, budget: int, tokenizer:
     cands.sort(key=lambda c: (-c.score, c.subject))
     items = _fit(engine, cands, budget, tok, target, mode, own_share)
     text = render_markdown(target, mode, items)
-    ranking = {"learned": False, "weights": dict(weights), "own_share": own_share}
+    ranking = {"learned": False, "weights": dict(weights), "own_file_weights": dict(own_weights),
+               "own_share": own_share}
     if engine.ranking is not None:
         fold = engine.ranking.fold_of(sym.path)
         ranking.update(learned=bool(engine.ranking.learned[fold]), fold=fold, examples=engine.ranking.examples)
@@ -907,10 +931,17 @@ def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Toke
         form, text = c.forms[k]
         return count(text) + (0 if form == "facts" else count(f"# {c.breadcrumb}\n")) + 1
 
-    def add_signatures(limit: int) -> None:
+    own_path = engine.index.symbols[target].path if target in engine.index.symbols else None
+    own_room = int((budget - header) * own_share)  # the target's own file: the task prompt shows it anyway
+
+    def is_own(c: _Candidate) -> bool:
+        return c.path == own_path and c.forms[0][0] != "facts"
+
+    def add_signatures(limit: int, own_capped: bool = True) -> None:
         """Signatures (or the only form) in rank order until ``limit`` is crossed (the item that
-        crosses it still goes in if it fits the budget); a miss skips to the next candidate."""
-        nonlocal used
+        crosses it still goes in if it fits the budget); a miss skips to the next candidate.
+        Items from the target's own file take at most ``own_room`` unless ``own_capped`` is off."""
+        nonlocal used, own_room
         misses = 0
         for c in cands:
             if used >= limit or budget - used < 12 or misses > 60:
@@ -920,11 +951,16 @@ def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Toke
             c.ready()
             new_section = c.forms[0][0] != "facts" and c.path not in sections
             need = cost(c, 0) + (count(f"## {c.path}\n```python\n") + section_end if new_section else 0)
+            own = is_own(c)
+            if own and own_capped and need > own_room:
+                continue
             if used + need <= budget:
                 chosen[c.subject] = (c, 0)
                 if c.forms[0][0] != "facts":
                     sections.add(c.path)
                 used += need
+                if own:
+                    own_room -= need
                 misses = 0
             else:
                 misses += 1
@@ -932,24 +968,23 @@ def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Toke
     # 1. signatures first, in rank order, up to a share of the budget that grows as it gets tight
     add_signatures(header + int((budget - header) * signature_share(budget)))
     # 2. bodies of those, in rank order, while they fit (a body far too big is not even counted);
-    #    bodies from the target's own file (which the task prompt shows anyway) get at most a share
-    own_path = engine.index.symbols[target].path if target in engine.index.symbols else None
-    own_room = int((budget - header) * own_share)
+    #    the target's own file stays within its share
     for c in cands:
         if c.subject in chosen and len(c.forms) > 1:
             if len(c.forms[1][1]) > 6 * (budget - used) + len(c.forms[0][1]):
                 continue
             extra = cost(c, 1) - cost(c, 0)
-            own = c.path == own_path and c.forms[1][0] != "facts"
-            if own and cost(c, 1) > own_room:
+            own = is_own(c)
+            if own and extra > own_room:
                 continue
             if used + extra <= budget:
                 chosen[c.subject] = (c, 1)
                 used += extra
                 if own:
-                    own_room -= cost(c, 1)
-    # 3. more signatures in what is left
+                    own_room -= extra
+    # 3. more signatures in what is left: other files first, then the own file fills the rest
     add_signatures(budget)
+    add_signatures(budget, own_capped=False)
     order = [c.subject for c in cands if c.subject in chosen]
     items = [_item(c, k, tok.count(_chunk(c.forms[k][1], c.breadcrumb, c.forms[k][0])))
              for c, k in (chosen[s] for s in order)]
@@ -998,18 +1033,20 @@ def _gold_uses(engine: ContextEngine, qualname: str) -> set[str]:
     return {q for q in engine.graph.uses(qualname) if not engine.is_test(q)}
 
 
-def example_rows(engine: ContextEngine, qualname: str) -> tuple[str, list[list[float]], list[int], int, int]:
+def example_rows(engine: ContextEngine, qualname: str) -> tuple[str, list[list[float]], list[int], list[bool], int, int]:
     """One example: (its file, the task-mode feature rows of its candidates, whether its body
-    uses each, its in-file uses, all its uses). Its own body is hidden exactly as a target's is."""
+    uses each, whether each is in its file, its in-file uses, all its uses). Its own body is
+    hidden exactly as a target's is."""
     sym = engine.index.symbols[qualname]
     feats = _rank_definitions(engine, sym, "task", (qualname,), list(engine.index.covering(qualname)))
     gold = _gold_uses(engine, qualname)
-    rows, labels = [], []
+    rows, labels, own = [], [], []
     for q, x in sorted(feats.items()):
         rows.append([float(x.values.get(k, 0.0)) for k in TASK_FEATURES])
         labels.append(int(q in gold))
+        own.append(engine.graph.defs[q].path == sym.path)
     in_file = sum(1 for q in gold if engine.graph.defs[q].path == sym.path)
-    return sym.path, rows, labels, in_file, len(gold)
+    return sym.path, rows, labels, own, in_file, len(gold)
 
 
 def fit_ranking(engine: ContextEngine, *, limit: int = learn.MAX_EXAMPLES, seed: int = 0,

@@ -32,15 +32,17 @@ from regrow.store.ranking import load_ranking, save_ranking
 
 FORMAT = "regrow-ranking/1"
 FOLDS = 5
-MAX_EXAMPLES = 120  # sampled by a seeded hash; each costs one task-mode ranking (~0.1 s)
+MAX_EXAMPLES = 80  # sampled by a seeded hash; each costs one task-mode ranking (~0.1 s)
 MIN_EXAMPLES = 25  # per fold's training set, else the hand weights
 MIN_POSITIVES = 25
-OWN_MIN, OWN_MAX = 0.15, 0.5
+OWN_MIN, OWN_MAX = 0.15, 0.4
 
 
 @dataclass(frozen=True)
 class RankingModel:
-    """Per fold: the weights (feature -> weight) and the own-file budget share."""
+    """Per fold: the weights (feature -> weight) of candidates in other files and of candidates
+    in the target's own file (fitted apart: the packer gives the two pools their own room), and
+    the own-file budget share."""
 
     features: tuple[str, ...]
     folds: int
@@ -52,34 +54,39 @@ class RankingModel:
     seconds: float
     note: str = ""
     per_fold_examples: tuple[int, ...] = field(default=())
+    own_weights: tuple[dict, ...] = field(default=())
 
     def fold_of(self, path: str) -> int:
         return fold_of(path, self.folds)
 
-    def for_path(self, path: str) -> tuple[dict, float]:
-        """(weights, own share) for a target in ``path``: fitted without any example of its fold."""
+    def for_path(self, path: str) -> tuple[dict, dict, float]:
+        """(weights of other files' candidates, weights of own-file candidates, own share) for a
+        target in ``path``: fitted without any example of its fold."""
         k = self.fold_of(path)
-        return self.weights[k], self.own_share[k]
+        return self.weights[k], (self.own_weights or self.weights)[k], self.own_share[k]
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "features": list(self.features), "folds": self.folds,
                 "weights": [dict(w) for w in self.weights], "own_share": list(self.own_share),
                 "learned": list(self.learned), "examples": self.examples, "positives": self.positives,
-                "seconds": self.seconds, "note": self.note, "per_fold_examples": list(self.per_fold_examples)}
+                "seconds": self.seconds, "note": self.note, "per_fold_examples": list(self.per_fold_examples),
+                "own_weights": [dict(w) for w in self.own_weights]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RankingModel":
         return cls(tuple(d["features"]), int(d["folds"]), tuple(d["weights"]), tuple(d["own_share"]),
                    tuple(d["learned"]), int(d["examples"]), int(d["positives"]), float(d["seconds"]),
-                   d.get("note", ""), tuple(d.get("per_fold_examples", ())))
+                   d.get("note", ""), tuple(d.get("per_fold_examples", ())), tuple(d.get("own_weights", ())))
 
     def summary(self, hand: dict) -> dict:
         """The mean learned weight of each feature over the folds that learned, beside the hand one."""
-        learned = [w for w, ok in zip(self.weights, self.learned) if ok]
-        mean = {k: (sum(w[k] for w in learned) / len(learned) if learned else hand[k]) for k in self.features}
+        def mean(ws) -> dict:
+            ws = [w for w, ok in zip(ws, self.learned) if ok]
+            return {k: round(sum(w[k] for w in ws) / len(ws) if ws else hand[k], 3) for k in self.features}
+
         return {"learned_folds": sum(self.learned), "folds": self.folds, "examples": self.examples,
                 "positives": self.positives, "note": self.note,
-                "weights": {k: round(v, 3) for k, v in mean.items()},
+                "weights": mean(self.weights), "own_file_weights": mean(self.own_weights or self.weights),
                 "hand_weights": {k: hand[k] for k in self.features},
                 "own_share": round(sum(self.own_share) / len(self.own_share), 3)}
 
@@ -92,29 +99,30 @@ def hand_model(note: str, hand: dict, hand_share: float, folds: int = FOLDS) -> 
     features = tuple(hand)
     return RankingModel(features, folds, tuple(dict(hand) for _ in range(folds)),
                         tuple(hand_share for _ in range(folds)), tuple(False for _ in range(folds)),
-                        0, 0, 0.0, note, tuple(0 for _ in range(folds)))
+                        0, 0, 0.0, note, tuple(0 for _ in range(folds)), tuple(dict(hand) for _ in range(folds)))
 
 
-def fit(examples: list[tuple[str, list[list[float]], list[int], int, int]], hand: dict, hand_share: float, *,
-        folds: int = FOLDS, seconds: float = 0.0) -> RankingModel:
+def fit(examples: list[tuple[str, list[list[float]], list[int], list[bool], int, int]], hand: dict,
+        hand_share: float, *, folds: int = FOLDS, seconds: float = 0.0) -> RankingModel:
     """Fit every fold's weights on the examples of the other folds.
 
-    ``examples``: (file path, feature rows in the order of ``hand``'s keys, labels, in-file
-    uses, all uses) per example function; ``hand``: the hand weights (their keys are the features).
+    ``examples``: (file path, feature rows in the order of ``hand``'s keys, labels, whether each
+    candidate is in the example's own file, in-file uses, all uses) per example function;
+    ``hand``: the hand weights (their keys are the features).
     """
     t0 = time.perf_counter()
     features = tuple(hand)
     if not examples:
         return hand_model("no function of this source uses a repository definition", hand, hand_share, folds)
     by_fold: dict[int, list[tuple]] = {k: [] for k in range(folds)}
-    for path, rows, labels, in_file, total in examples:
+    for path, rows, labels, own, in_file, total in examples:
         if sum(labels):
-            by_fold[fold_of(path, folds)].append((rows, labels, in_file, total))
+            by_fold[fold_of(path, folds)].append((rows, labels, in_file, total, own))
     try:
         import sklearn.linear_model  # noqa: F401
     except ImportError:
         return hand_model("scikit-learn is not installed: hand weights", hand, hand_share, folds)
-    weights, shares, learned, counts = [], [], [], []
+    weights, own_weights, shares, learned, counts = [], [], [], [], []
     hand_total = sum(hand.values())
     for k in range(folds):
         train = [ex for j in range(folds) if j != k for ex in by_fold[j]]
@@ -125,17 +133,24 @@ def fit(examples: list[tuple[str, list[list[float]], list[int], int, int]], hand
         shares.append(min(OWN_MAX, max(OWN_MIN, in_file / total)) if total else hand_share)
         if len(train) < MIN_EXAMPLES or positives < MIN_POSITIVES:
             weights.append(dict(hand))
+            own_weights.append(dict(hand))
             learned.append(False)
             continue
-        weights.append(_logistic([r for ex in train for r in ex[0]], [y for ex in train for y in ex[1]],
-                                 hand, hand_total))
+        pools = []
+        for mine in (False, True):
+            rows = [r for ex in train for r, o in zip(ex[0], ex[4]) if o == mine]
+            ys = [y for ex in train for y, o in zip(ex[1], ex[4]) if o == mine]
+            pools.append(_logistic(rows, ys, hand, hand_total) if sum(ys) >= MIN_POSITIVES // 2 and
+                         len(ys) > sum(ys) else dict(hand))
+        weights.append(pools[0])
+        own_weights.append(pools[1])
         learned.append(True)
     n = sum(len(v) for v in by_fold.values())
     pos = sum(sum(ex[1]) for v in by_fold.values() for ex in v)
     note = "" if all(learned) else (f"{folds - sum(learned)} of {folds} folds use the hand weights "
                                     f"(fewer than {MIN_EXAMPLES} examples or {MIN_POSITIVES} positives to learn from)")
     return RankingModel(features, folds, tuple(weights), tuple(shares), tuple(learned), n, pos,
-                        seconds + time.perf_counter() - t0, note, tuple(counts))
+                        seconds + time.perf_counter() - t0, note, tuple(counts), tuple(own_weights))
 
 
 def _logistic(rows: list[list[float]], labels: list[int], hand: dict, total: float) -> dict:
