@@ -318,3 +318,33 @@ def test_a_node_lost_while_chains_run_on_it_loses_no_chain_and_stores_no_turn_tw
         worker.join(timeout=180)
         executor.close()
         prep.close()
+
+
+def test_a_host_that_crashes_on_a_live_node_is_started_again_there_and_its_candidates_rerun(cluster, scorer):
+    node = scorer.cluster.nodes()[0]
+    pid = ray.get(scorer.cluster.hosts[node].call.remote(lambda _: os.getpid(), None))
+    items, expected = _batch(12)
+    slow = [type(it)(task_id=it.task_id, completion=f"```python\n{SLOW}{RIGHT[it.task_id]}\n```", source="calc")
+            if e == "solved" else it for it, e in zip(items, expected)]
+    out: dict = {}
+
+    def batch():
+        try:
+            out["verdicts"] = scorer.score_batch(slow)
+        except BaseException as exc:  # re-raised below, in the test's thread
+            out["error"] = exc
+
+    worker = threading.Thread(target=batch)
+    worker.start()
+    deadline = time.monotonic() + 120
+    while scorer.last.per_node.get(node, 0) < 1 and time.monotonic() < deadline and worker.is_alive():
+        time.sleep(0.05)
+    assert worker.is_alive(), f"the batch ended before its host could crash ({scorer.last})"
+    os.kill(pid, signal.SIGKILL)  # the host process only: the node and its raylet live on
+    worker.join(timeout=180)
+    if "error" in out:
+        raise out["error"]
+    assert [v.status for v in out["verdicts"]] == expected
+    assert scorer.last.rerun >= 1 and scorer.last.lost_nodes == []  # the node was not given up
+    assert node in scorer.cluster.nodes()
+    assert ray.get(scorer.cluster.hosts[node].call.remote(lambda _: os.getpid(), None)) != pid

@@ -124,9 +124,17 @@ class RayCluster:
     def nodes(self) -> list[str]:
         return sorted(self.hosts)
 
-    def lost(self, node: str) -> None:
-        self.dead.add(node)
+    def lost(self, node: str) -> bool:
+        """Forget ``node``'s host after a call to it failed. True when the node itself is gone
+        (then it is never used again); False when only its host died (a new one is started
+        there, which builds the node's warm objects again)."""
+        ray = _ray()
         self.hosts.pop(node, None)
+        alive = any(n["NodeID"] == node and n.get("Alive") for n in ray.nodes())
+        if not alive:
+            self.dead.add(node)
+        self.refresh()
+        return not alive
 
     def warm(self) -> dict[str, list[str]]:
         """Node → the keys its host holds warm (for reports and tests)."""
@@ -185,7 +193,7 @@ def dispatch(cluster: RayCluster, fn: Callable[[T], R], items: Iterable[T], *,
     fn_ref = ray.put(fn)
     fresh = iter(enumerate(items))
     queue: deque[tuple[int, T]] = deque()
-    inflight: dict[Any, tuple[int, T, str]] = {}
+    inflight: dict[Any, tuple[int, T, str, Any]] = {}  # ref → index, item, node, the host called
     load: Counter = Counter()
     losses: Counter = Counter()
     done: set[int] = set()
@@ -195,6 +203,11 @@ def dispatch(cluster: RayCluster, fn: Callable[[T], R], items: Iterable[T], *,
         order = route(item, nodes) if route is not None else []
         order = [n for n in order if n in cluster.hosts] or sorted(nodes, key=lambda n: load[n])
         return next((n for n in order if load[n] < cluster.slots), None)
+
+    def send(idx: int, item: T, node: str) -> None:
+        host = cluster.hosts[node]
+        inflight[host.call.remote(fn_ref, item)] = (idx, item, node, host)
+        load[node] += 1
 
     def fill() -> None:
         nonlocal exhausted
@@ -209,8 +222,7 @@ def dispatch(cluster: RayCluster, fn: Callable[[T], R], items: Iterable[T], *,
             if node is None:
                 kept.append((idx, item))
                 continue
-            inflight[cluster.hosts[node].call.remote(fn_ref, item)] = (idx, item, node)
-            load[node] += 1
+            send(idx, item, node)
         queue.extend(kept)
         while not exhausted and sum(load.values()) < cluster.slots * len(nodes):
             try:
@@ -222,8 +234,7 @@ def dispatch(cluster: RayCluster, fn: Callable[[T], R], items: Iterable[T], *,
             if node is None:
                 queue.append((idx, item))
                 break
-            inflight[cluster.hosts[node].call.remote(fn_ref, item)] = (idx, item, node)
-            load[node] += 1
+            send(idx, item, node)
 
     try:
         fill()
@@ -235,7 +246,7 @@ def dispatch(cluster: RayCluster, fn: Callable[[T], R], items: Iterable[T], *,
                     continue
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
             for ref in ready:
-                idx, item, node = inflight.pop(ref)
+                idx, item, node, host = inflight.pop(ref)
                 load[node] -= 1
                 try:
                     result = ray.get(ref)
@@ -244,10 +255,9 @@ def dispatch(cluster: RayCluster, fn: Callable[[T], R], items: Iterable[T], *,
                 except ray.exceptions.RayError as exc:
                     if not _node_lost(exc):
                         raise ClusterError(f"Ray failed: {str(exc).splitlines()[0]}") from exc
-                    if node in cluster.hosts or node not in stats.lost_nodes:
-                        cluster.lost(node)
-                        if node not in stats.lost_nodes:
-                            stats.lost_nodes.append(node)
+                    # the first failure of a host decides; its other calls only come back here
+                    if cluster.hosts.get(node) is host and cluster.lost(node) and node not in stats.lost_nodes:
+                        stats.lost_nodes.append(node)
                     losses[idx] += 1
                     if losses[idx] > RETRIES:
                         raise ClusterError(f"item {idx} lost its node {losses[idx]} times; giving up") from exc
