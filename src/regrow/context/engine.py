@@ -30,7 +30,7 @@ import hashlib
 import json
 import re
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import bm25s
@@ -73,6 +73,7 @@ WEIGHTS = {
     "type_member": 0.8,  # member of a class named in the target's signature (``item: Item`` -> Item.value)
 }
 TASK_FEATURES = tuple(k for k in WEIGHTS if k != "uses")  # what task mode ranks with (and learns)
+FEATURES_VERSION = 2  # bump when a feature's meaning changes: stored learned weights are fitted again
 OWN_FILE_SHARE = 0.3  # hand default: at most this share of the budget on the target's own file (the prompt shows it)
 PRIOR_RUNTIME = 2.5
 PRIOR_GIT = 0.45
@@ -379,11 +380,15 @@ def _is_hidden(qualname: str, hidden: tuple[str, ...]) -> bool:
 # --------------------------------------------------------------------------- ranking
 
 
-def _signature_form(engine: ContextEngine, d: Definition) -> str:
+def _signature_form(engine: ContextEngine, d: Definition, compact: bool = False) -> str:
+    """Decorators, the ``def`` line(s) and the docstring's first line; ``compact`` (tight
+    budgets): the ``def`` line(s) ending in ``...``, a constant's first line."""
     lines = engine.lines(d.path)
     sym = engine.index.symbols.get(d.qualname)
     if sym is not None:
         head = lines[sym.start - 1: sym.def_line - 1 + len(sym.signature.splitlines())]
+        if compact and head:
+            return textwrap.dedent("\n".join(head[:-1] + [head[-1].rstrip() + " ..."]))
         doc = (sym.docstring or "").strip().splitlines()
         indent = " " * (len(lines[sym.def_line - 1]) - len(lines[sym.def_line - 1].lstrip()) + 4) if lines else "    "
         body = f'{indent}"""{doc[0]}"""' if doc else f"{indent}..."
@@ -396,6 +401,8 @@ def _signature_form(engine: ContextEngine, d: Definition) -> str:
             if lines[n - 1].rstrip().endswith(":") and not lines[n - 1].lstrip().startswith("@"):
                 break
         return textwrap.dedent("\n".join(text))
+    if compact and end > start:
+        return textwrap.dedent(lines[start - 1]).rstrip() + " ..."
     text = lines[start - 1: min(end, start + 7)]
     if end > start + 7:
         text.append("    ...")
@@ -499,13 +506,16 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
             x.add("signature", 1.0, f"named in the target's signature on line {e.line}")
             if g.defs[e.dst].kind == "class":
                 typed.setdefault(e.dst, e.line)
-    # Members of the classes its signature names (and of their bases).
+    # Members of the classes its signature names (not of their bases: they flood; not the
+    # target's own class or its bases: the class channel has those).
+    own_container = g.defs[tq].container if tq in g.defs else target.module
+    own_mro = set(g.table.mro(own_container)) if g.table and own_container in g.defs else set()
     for cls, line in sorted(typed.items()):
-        for depth, c in enumerate((g.table.mro(cls) if g.table else [cls])[:4]):
-            for m in g.members(c):
-                if (x := f(m)):
-                    x.add("type_member", 1.0 / (1 + 0.5 * depth),
-                          f"{g.defs[m].kind} of `{_short(cls)}`, named in the target's signature on line {line}")
+        if cls in own_mro:
+            continue
+        for m in g.members(cls):
+            if (x := f(m)):
+                x.add("type_member", 1.0, f"{g.defs[m].kind} of `{_short(cls)}`, named in the target's signature")
     # Docstring mentions.
     if target.docstring:
         for name, qs in _mentioned(engine, target.module, target.docstring).items():
@@ -752,9 +762,12 @@ def _graph_path(engine: ContextEngine, tq: str, q: str, hidden: tuple[str, ...])
 # --------------------------------------------------------------------------- candidates
 
 
+COMPACT_BELOW = 2500  # budgets under this show compact signatures and one reason per item
+
+
 def _definition_candidates(engine: ContextEngine, target: Symbol, mode: str, hidden: tuple[str, ...],
                            tests: list[str], weights: dict | None = None,
-                           own_weights: dict | None = None) -> list[_Candidate]:
+                           own_weights: dict | None = None, compact: bool = False) -> list[_Candidate]:
     feats = _rank_definitions(engine, target, mode, hidden, tests, weights, own_weights)
     ranked = sorted(feats.items(), key=lambda kv: (-kv[1].score(), kv[0]))[:MAX_CANDIDATES]
     out = []
@@ -766,10 +779,10 @@ def _definition_candidates(engine: ContextEngine, target: Symbol, mode: str, hid
             q = d.qualname
             reason = x.reasons[name] or _graph_path(engine, target.qualname, q, hidden)
             others = [r for k, r in sorted(x.reasons.items()) if k != name and r and r not in reason
-                      and len(reason) + len(r) < 110][:1]  # a second reason only while the line stays short
+                      and len(reason) + len(r) < 110 and not compact][:1]  # a second one while the line stays short
             c.breadcrumb = f"{_short(q)} — {reason}" + (f"; {others[0]}" if others else "")
             start, end = engine.span(d)
-            sig = _signature_form(engine, d)
+            sig = _signature_form(engine, d, compact)
             forms = [("signature", sig)]
             c.body_covers = (q,)
             if d.kind == "class":
@@ -888,7 +901,8 @@ def build_context(engine: ContextEngine, target: str, *, budget: int, tokenizer:
     callers = _caller_candidates(engine, sym, hidden, tests)
     shown_as_caller = {c.subject for c in callers}
     weights, own_weights, own_share = engine.weights_for(sym.path)
-    cands += [c for c in _definition_candidates(engine, sym, mode, hidden or (target,), tests, weights, own_weights)
+    cands += [c for c in _definition_candidates(engine, sym, mode, hidden or (target,), tests, weights, own_weights,
+                                                compact=budget < COMPACT_BELOW)
               if c.subject not in shown_as_caller]
     cands += callers
     cands += _test_candidates(engine, sym, tests)
@@ -1063,9 +1077,9 @@ def fit_ranking(engine: ContextEngine, *, limit: int = learn.MAX_EXAMPLES, seed:
 def ensure_ranking(engine: ContextEngine, *, refit: bool = False) -> "learn.RankingModel":
     """The stored learned ranking of the engine's source; fitted and stored first when there is
     none (or it was fitted on another feature list)."""
-    model = None if refit else learn.stored_model(engine.store, engine.source_key, TASK_FEATURES)
+    model = None if refit else learn.stored_model(engine.store, engine.source_key, TASK_FEATURES, FEATURES_VERSION)
     if model is None:
-        model = fit_ranking(engine)
+        model = replace(fit_ranking(engine), version=FEATURES_VERSION)
         learn.store_model(engine.store, engine.source_key, model)
     return model
 

@@ -55,6 +55,7 @@ class RankingModel:
     note: str = ""
     per_fold_examples: tuple[int, ...] = field(default=())
     own_weights: tuple[dict, ...] = field(default=())
+    version: int = 0  # of the features' meaning (the engine's FEATURES_VERSION): another one fits again
 
     def fold_of(self, path: str) -> int:
         return fold_of(path, self.folds)
@@ -70,13 +71,14 @@ class RankingModel:
                 "weights": [dict(w) for w in self.weights], "own_share": list(self.own_share),
                 "learned": list(self.learned), "examples": self.examples, "positives": self.positives,
                 "seconds": self.seconds, "note": self.note, "per_fold_examples": list(self.per_fold_examples),
-                "own_weights": [dict(w) for w in self.own_weights]}
+                "own_weights": [dict(w) for w in self.own_weights], "version": self.version}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RankingModel":
         return cls(tuple(d["features"]), int(d["folds"]), tuple(d["weights"]), tuple(d["own_share"]),
                    tuple(d["learned"]), int(d["examples"]), int(d["positives"]), float(d["seconds"]),
-                   d.get("note", ""), tuple(d.get("per_fold_examples", ())), tuple(d.get("own_weights", ())))
+                   d.get("note", ""), tuple(d.get("per_fold_examples", ())), tuple(d.get("own_weights", ())),
+                   int(d.get("version", 0)))
 
     def summary(self, hand: dict) -> dict:
         """The mean learned weight of each feature over the folds that learned, beside the hand one."""
@@ -168,10 +170,11 @@ def _logistic(rows: list[list[float]], labels: list[int], hand: dict, total: flo
     return {k: float(c * total / coef.sum()) for k, c in zip(hand, coef)}
 
 
-def stored_model(store: Store, source_key: str, features: tuple[str, ...]) -> RankingModel | None:
-    """The stored model of ``source_key`` when it was fitted on ``features``."""
+def stored_model(store: Store, source_key: str, features: tuple[str, ...], version: int = 0) -> RankingModel | None:
+    """The stored model of ``source_key`` when it was fitted on ``features`` of ``version``."""
     stored = load_ranking(store, source_key)
-    if stored is not None and stored[0] == FORMAT and tuple(stored[1].get("features", ())) == tuple(features):
+    if stored is not None and stored[0] == FORMAT and tuple(stored[1].get("features", ())) == tuple(features) \
+            and int(stored[1].get("version", 0)) == version:
         return RankingModel.from_dict(stored[1])
     return None
 
