@@ -16,7 +16,9 @@ the tokenizer's chat template (`sft_texts`). Two modes:
 
 Training: PEFT LoRA (``all-linear`` targets) through TRL's ``SFTTrainer``, on CPU with bf16
 autocast where the CPU has bf16 instructions (``avx512_bf16`` or ``amx_bf16``), on a GPU
-unchanged when one is visible. Checkpoints go to ``OUT/checkpoints`` every ``save_steps``
+unchanged when one is visible. On a CPU shared with other work, ``threads=1`` can be several times
+faster than torch's default of one thread per core (its threads wait for each other spinning).
+Checkpoints go to ``OUT/checkpoints`` every ``save_steps``
 steps; the same command resumes from the newest one when the data and settings are the same
 (``OUT/checkpoints/regrow-run.json`` holds their digest). At the end the adapter is saved to
 ``OUT/adapter``, merged into the base weights and saved with the tokenizer to ``OUT``, which
@@ -70,6 +72,7 @@ class FinetuneOptions(BaseModel):
     code_only: bool = False  # only the package's own code (`corpus.is_package_code`: no tests, docs, setup)
     sft: str | None = None  # an sft export (.jsonl or .parquet) to train on too
     bf16: bool | None = None  # None: where the hardware has it
+    threads: int | None = None  # CPU threads for torch (None: torch's default, one per core)
 
 
 @dataclass(frozen=True)
@@ -306,7 +309,7 @@ def train(model, tokenizer, texts: list[str], out: Path, options: FinetuneOption
     ckpt = out / "checkpoints"
     tokens = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
     data = {**data, "windows": len(texts), "tokens": sum(tokens)}
-    key = _digest({"options": options.model_dump(), "data": data, "texts": _digest({"t": texts})})
+    key = _digest({"options": options.model_dump(exclude={"threads"}), "data": data, "texts": _digest({"t": texts})})
     mark = ckpt / RUN_MARK
     resume = None
     if mark.is_file() and json.loads(mark.read_text()).get("key") == key:
@@ -316,6 +319,8 @@ def train(model, tokenizer, texts: list[str], out: Path, options: FinetuneOption
     ckpt.mkdir(parents=True, exist_ok=True)
     mark.write_text(json.dumps({"key": key}))
     cuda = torch.cuda.is_available()
+    if options.threads and not cuda:
+        torch.set_num_threads(options.threads)
     bf16 = bf16_available() if options.bf16 is None else options.bf16
     args = SFTConfig(
         output_dir=str(ckpt), num_train_epochs=options.epochs, max_steps=options.max_steps or -1,
