@@ -164,6 +164,19 @@ def test_the_executor_setting_names_threads_ray_or_a_ray_address():
     assert isinstance(make_executor("threads", 3), ThreadExecutor)
     with pytest.raises(ConfigError, match="threads, ray or ray://ADDRESS"):
         parse_executor("ray://")
+    # resolved like every setting: defaults, then REGROW_EXECUTOR, then the flag; shown in --help
+    from typer.testing import CliRunner
+
+    from regrow.cli import app
+    from regrow.config import resolve_config
+    assert resolve_config({}, environ={}).executor == "threads"
+    assert resolve_config({}, environ={"REGROW_EXECUTOR": "ray"}).executor == "ray"
+    assert resolve_config({"executor": "ray://h:6379"}, environ={"REGROW_EXECUTOR": "ray"}).executor == "ray://h:6379"
+    with pytest.raises(ConfigError, match="executor"):
+        resolve_config({"executor": "dask"}, environ={})
+    res = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "250", "TERMINAL_WIDTH": "250"})
+    row = next(ln for ln in res.stdout.splitlines() if ln.startswith("│ --executor"))
+    assert "ray://ADDRESS" in row and "Default: threads." in row
 
 
 def test_candidates_land_on_both_nodes_each_holding_the_source_warm_and_verdicts_come_back_in_order(cluster, scorer):

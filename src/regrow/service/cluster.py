@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from regrow.api import warm_key
@@ -66,6 +67,11 @@ class _Score:
         return _reward(spec, self.config).score(task_id, completion)
 
 
+def _absolute(spec: str) -> str:
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if ":" not in spec and path.is_dir() else spec
+
+
 def rank(spec: str, nodes: list[str]) -> list[str]:
     """Rendezvous (highest random weight) order of ``nodes`` for ``spec``: stable per pair, so a
     node joining or leaving moves only the sources that rank it first."""
@@ -86,7 +92,10 @@ class ClusterScorer:
         if not sources:
             raise ConfigError("ClusterScorer needs at least one source")
         self.config = config or resolve_config({})
-        self.specs = list(dict.fromkeys(sources))
+        # A directory is sent to the nodes as an absolute path (their processes run elsewhere);
+        # items may still name a source as it was given, or by its name.
+        self.given = {_absolute(s): s for s in sources}
+        self.specs = list(self.given)
         self.replicas = replicas
         self.cluster = RayCluster(address, slots=slots or self.config.workers)
         self.sources: dict[str, dict[str, Any]] = {}  # spec → name, key, tasks
@@ -118,7 +127,7 @@ class ClusterScorer:
 
     def _spec_of(self, source: str) -> str:
         for spec in self.specs:
-            if source == spec or source == self.sources.get(spec, {}).get("name"):
+            if source in (spec, self.given[spec], self.sources.get(spec, {}).get("name")):
                 return spec
         names = ", ".join(sorted(i["name"] for i in self.sources.values()))
         raise ConfigError(f"no source {source!r} on the cluster (serving {names})")
