@@ -226,6 +226,38 @@ def test_chains_of_a_run_spread_over_both_nodes_and_their_attempts_are_stored_by
         prep.close()
 
 
+def test_model_chains_on_the_nodes_call_the_model_and_pack_context_from_each_nodes_own_index(cluster, calc):
+    """A model solver (the OpenAI wire protocol, served on loopback) runs on the nodes: each node
+    builds the solver and the context engine over its own store, and the driver stores the turns."""
+    from openai_stub_server import OpenAIStub, Reply
+
+    from regrow.api import Hooks, _solver_options, prepare, solve
+    from regrow.core.attempt import Attempt
+    from regrow.executor.ray import RayExecutor
+    from regrow.solve.solvers import make_solver
+    from regrow.store.runs import attempt_rows, create_run
+
+    repo, config = calc
+    with OpenAIStub(lambda body: Reply(texts=(f"```python\n{RIGHT['calc.ops:add']}\n```",))) as stub:
+        config = config.model_copy(update={"solver": f"openai:stub@{stub.base_url}", "samples": 4})
+        prep = prepare(str(repo), config)
+        executor = RayExecutor(cluster.address, slots=2)
+        try:
+            solver = make_solver(config.solver, _solver_options(config), root=prep.source.root, index=prep.index)
+            create_run(prep.store, "ray-model", source_key=prep.source.key, spec=str(repo), solver=config.solver,
+                       config_json="{}")
+            chosen = [t for t in prep.valid if t.task_id == "calc.ops:add"]
+            solve(prep, chosen, solver, "ray-model", config, Hooks(), executor=executor)
+            rows = attempt_rows(prep.store, "ray-model")
+        finally:
+            executor.close()
+            prep.close()
+    assert len(rows) == 4 and all(r["solved"] for r in rows)
+    assert len(stub.requests) == 4 and len(executor.stats.per_node) == 2  # model called from both nodes
+    contexts = [Attempt.from_json(r["attempt"]).context for r in rows]
+    assert all(contexts) and len(set(contexts)) == 1  # the same context, packed on each node
+
+
 def test_regrow_run_with_executor_ray_address_runs_every_chain_on_the_cluster(cluster, calc):
     repo, config = calc
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}

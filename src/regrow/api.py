@@ -309,7 +309,8 @@ class RemoteChain:
         res = run_chain(self.run_id, node.tasks[task_id], sample, solver=node.solver, verifier=node.prep.verifier,
                         store=scratch.store, turns=config.turns, seed=config.seed,
                         source_root=str(node.prep.source.root), cache=config.cache, context=node.contexts.get,
-                        budget=budget, model_slots=node.model_slots, verify_slots=node.verify_slots)
+                        context_items=node.contexts.items, budget=budget, model_slots=node.model_slots,
+                        verify_slots=node.verify_slots)
         new = [{**dict(r), "status": json.loads(r["verdict"]).get("status", "")}
                for r in chain_rows(scratch.store, self.run_id, task_id, sample) if r["turn"] >= len(rows)]
         return res, new
