@@ -293,7 +293,7 @@ def main() -> None:
             seq.answers[i["request_id"]][0]["verdict"]["duration"] for i in probe)
         out["probe_local_verify_p50_ms"] = 1000 * statistics.median(local_durations[i["request_id"]] for i in probe)
         # the same with a trainer's batch (one request of --probe-batch items, a GRPO group)
-        k = args.probe_batch
+        k = min(args.probe_batch, args.max_inflight)
         groups = [make_items(reward, k, f"group{g}") for g in range(max(1, args.probe // k))]
         http_b, local_b, added_b = [], [], []
         for group in groups:

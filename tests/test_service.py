@@ -254,6 +254,9 @@ def test_past_the_in_flight_limit_a_request_gets_429_with_retry_after_and_nothin
                                                             "request_id": "x3"}])
             assert refused.status_code == 429 and refused.json()["error"]["code"] == "overloaded"
             assert int(refused.headers["retry-after"]) >= 1
+            # a batch that could never fit is not asked to come back
+            never = await client.post("/v1/score", json=[{"task_id": "calc.ops:add", "completion": WRONG}] * 3)
+            assert never.status_code == 413 and never.json()["error"]["code"] == "too_many_items"
             metrics = (await client.get("/metrics")).text
             assert "regrow_inflight_candidates 2.0" in metrics and "regrow_queue_depth" in metrics
             # an empty batch asks for no room
@@ -317,10 +320,13 @@ def test_shutdown_refuses_new_work_and_fails_unfinished_work_explicitly(calc):
             failed = await pending  # the grace passed with the verification held
             assert failed.status_code == 503 and "retry them with the same request_id" in failed.json()["error"]["message"]
             assert service.counts["failed_at_shutdown"] == 1
-        gated.gate.set()
+            gated.gate.set()  # the verification goes on after its request was answered
+            while service.admission.inflight:
+                await asyncio.sleep(0.01)
 
     asyncio.run(scenario())
-    service.close()  # waits for the running verification: its verdict is stored for the retry
+    service.close()
+    # its verdict is stored for the retry the 503 asked for
     assert Ledger(service.ledger.path).get_many(["s1"])["s1"][1]["reward"] == 0.0
 
 

@@ -113,11 +113,13 @@ class RewardService:
             self.loop.call_later(self.config.grace_s, self._abort.set)
 
     def close(self) -> None:
-        """Wait for verifications already running (their verdicts are stored), then stop."""
-        self._batches.shutdown(wait=True, cancel_futures=True)
+        """Stop: candidates not started are dropped (their requests were answered 503 already),
+        verifications running finish and their verdicts are stored, then the ledger is closed."""
+        self._batches.shutdown(wait=False, cancel_futures=True)
         close = getattr(self.scorer, "close", None)
         if close is not None:
             close()
+        self._batches.shutdown(wait=True)
         self.ledger.close()
         _event("stopped", **self.counts)
 
@@ -186,6 +188,10 @@ class RewardService:
         batch = None
         if to_run:
             n = len(to_run)
+            if n > self.admission.limit:  # could never be admitted: retrying would not help
+                self.metrics.rejected.labels("too_large").inc()
+                raise ServiceError(413, "too_many_items", f"{n} items to verify in one request; the in-flight "
+                                                          f"limit is {self.admission.limit}: split the batch")
             if not self.admission.try_admit(n):
                 self.metrics.rejected.labels("overloaded").inc()
                 retry = self.admission.retry_after(n)
