@@ -81,8 +81,11 @@ class JediGold:
         self.jedi = jedi
         self.engine = engine
         self.root = Path(engine.root).resolve()
+        # The source's import roots first and no site-packages: a copy of the same package
+        # installed in this interpreter must not be where its names resolve.
+        stdlib = [p for p in sys.path if p and "site-packages" not in p and "dist-packages" not in p]
         self.project = jedi.Project(path=str(self.root), smart_sys_path=False,
-                                    added_sys_path=[str(self.root / r) for r in import_roots or (".",)])
+                                    sys_path=[str(self.root / r) for r in import_roots or (".",)] + stdlib)
         self.by_line: dict[tuple[str, int], list[str]] = {}
         for q, d in engine.graph.defs.items():
             self.by_line.setdefault((d.path, self._name_line(d)), []).append(q)
