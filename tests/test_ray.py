@@ -220,6 +220,10 @@ def test_chains_of_a_run_spread_over_both_nodes_and_their_attempts_are_stored_by
         before = executor.stats.per_node.copy()
         again = solve(prep, prep.valid, solver, "ray-chains", config, Hooks(), executor=executor)
         assert len(attempt_rows(prep.store, "ray-chains")) == len(rows) and again["verify"] == 0
+        # a function's own error comes back as itself, its one-line message intact (no remote traceback)
+        with pytest.raises(ConfigError) as failed:
+            list(executor.map(parse_executor, ["dask"]))
+        assert type(failed.value) is ConfigError and "\n" not in str(failed.value)
         assert sum((executor.stats.per_node - before).values()) == 2 * len(prep.valid)
     finally:
         executor.close()

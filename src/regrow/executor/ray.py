@@ -250,8 +250,11 @@ def dispatch(cluster: RayCluster, fn: Callable[[T], R], items: Iterable[T], *,
                 load[node] -= 1
                 try:
                     result = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:
-                    raise exc.as_instanceof_cause() from None
+                except ray.exceptions.RayTaskError as exc:  # fn raised: its own exception, as raised there
+                    cause = exc.cause
+                    if isinstance(cause, BaseException) and not isinstance(cause, ray.exceptions.RayError):
+                        raise cause from None
+                    raise ClusterError(f"a call on node {node[:8]} failed: {str(cause).splitlines()[0]}") from exc
                 except ray.exceptions.RayError as exc:
                     if not _node_lost(exc):
                         raise ClusterError(f"Ray failed: {str(exc).splitlines()[0]}") from exc
