@@ -118,8 +118,8 @@ class Load:
     """``concurrency`` threads posting one item each, retrying 429s and lost connections with the same id."""
 
     def __init__(self, url: str, concurrency: int):
-        self.http = httpx.Client(base_url=url, timeout=httpx.Timeout(300, connect=5),
-                                 limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
+        pool = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self.http = httpx.Client(base_url=url, timeout=httpx.Timeout(300, connect=5), limits=pool)
         self.latency: list[float] = []
         self.codes: dict[int, int] = {}
         self.lost_connections = 0
@@ -261,11 +261,11 @@ def main() -> None:
         out["replay_wall_s"] = time.perf_counter() - start
         out["replay_p50_ms"] = 1000 * pct(replay.latency, 0.5)
         strip = lambda r: {k: v for k, v in r.items() if k != "replayed"}  # noqa: E731
-        out["replay_mismatch"] = sum(1 for it in items
-                                     if not replay.answers[it["request_id"]][0]["replayed"]
-                                     or strip(replay.answers[it["request_id"]][0]) != strip(answered[it["request_id"]][0]))
-
-        out["verdicts_agree"] = sum(1 for it in items if local[it["request_id"]] == answered[it["request_id"]][0]["status"])
+        firsts = {rid: v[0] for rid, v in answered.items()}
+        again = {rid: v[0] for rid, v in replay.answers.items()}
+        out["replay_mismatch"] = sum(1 for it in items if not again[it["request_id"]]["replayed"]
+                                     or strip(again[it["request_id"]]) != strip(firsts[it["request_id"]]))
+        out["verdicts_agree"] = sum(1 for it in items if local[it["request_id"]] == firsts[it["request_id"]]["status"])
 
         # overhead per candidate at p50: one at a time, fresh ids, alternating arms
         probe = make_items(reward, args.probe, "probe")
@@ -338,7 +338,9 @@ def main() -> None:
           f"{out['overhead_paired_p50_ms']:.2f} ms one at a time (wire {out['wire_p50_ms']:.2f}, handler "
           f"{out['handler_besides_scorer_p50_ms']:.2f}), {out['batch_overhead_per_candidate_ms']:.2f} ms in "
           f"batches of {out['probe_batch']}; added on top of the scorer: {out['single_added_p50_ms']:.2f} ms a "
-          f"single candidate, {out['batch_added_per_candidate_ms']:.2f} ms a candidate in batches; a replayed id {out['replay_sequential_p50_ms']:.2f} ms; server RSS {out['rss_before_mib']:.0f} -> {out['rss_after_mib']:.0f} MiB")
+          f"single candidate, {out['batch_added_per_candidate_ms']:.2f} ms a candidate in batches; a replayed id "
+          f"{out['replay_sequential_p50_ms']:.2f} ms; server RSS {out['rss_before_mib']:.0f} -> "
+          f"{out['rss_after_mib']:.0f} MiB")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 

@@ -186,8 +186,8 @@ def test_an_episode_over_http_in_the_openenv_shape(calc):
         assert over.status_code == 409 and over.json()["error"]["code"] == "episode_over"
 
         # turns run out: truncated after max_turns answers
-        eid2 = client.post("/reset", json={"task_id": "calc.ops:add", "episode_id": "mine"}).json()["metadata"]["episode_id"]
-        assert eid2 == "mine"
+        again = client.post("/reset", json={"task_id": "calc.ops:add", "episode_id": "mine"}).json()
+        assert again["metadata"]["episode_id"] == "mine"
         client.post("/step", json={"episode_id": "mine", "action": {"completion": WRONG}})
         last = client.post("/step", json={"episode_id": "mine", "action": {"completion": WRONG}}).json()
         assert last["done"] and last["metadata"]["truncated"] and not last["metadata"]["terminated"]
@@ -318,7 +318,8 @@ def test_shutdown_refuses_new_work_and_fails_unfinished_work_explicitly(calc):
             new = await client.post("/v1/score", json=[{**item, "request_id": "s2"}])
             assert new.status_code == 503 and new.json()["error"]["code"] == "shutting_down"
             failed = await pending  # the grace passed with the verification held
-            assert failed.status_code == 503 and "retry them with the same request_id" in failed.json()["error"]["message"]
+            assert failed.status_code == 503
+            assert "retry them with the same request_id" in failed.json()["error"]["message"]
             assert service.counts["failed_at_shutdown"] == 1
             gated.gate.set()  # the verification goes on after its request was answered
             while service.admission.inflight:
@@ -549,9 +550,9 @@ def test_sigterm_drains_the_server_and_fails_unfinished_requests_explicitly(calc
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = lambda: [sys.executable, "-m", "regrow", "serve", str(calc["root"]), "--home", str(calc["home"]),  # noqa: E731
-                   "--python", sys.executable, "--workers", "2", "--timeout", "4", "--grace", "1",
-                   "--port", str(port)]
+    cmd = lambda: [sys.executable, "-m", "regrow", "serve", str(calc["root"]),  # noqa: E731
+                   "--home", str(calc["home"]), "--python", sys.executable, "--workers", "2", "--timeout", "4",
+                   "--grace", "1", "--port", str(port)]
     loop = {"task_id": "calc.ops:add", "completion": "```python\nwhile True:\n    pass\n```", "request_id": "term-1"}
     proc = subprocess.Popen(cmd(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -490,7 +490,8 @@ def create_app(service: RewardService) -> FastAPI:
 
     @app.get("/v1/tasks", response_model=TasksResponse, dependencies=auth, responses=_errors(404), tags=["score"],
              summary="The valid tasks, filtered")
-    async def tasks(source: str | None = Query(None, max_length=1000), module: str | None = Query(None, max_length=1000),
+    async def tasks(source: str | None = Query(None, max_length=1000),
+                    module: str | None = Query(None, max_length=1000),
                     min_strength: float | None = Query(None, ge=0, le=1),
                     max_strength: float | None = Query(None, ge=0, le=1)):
         try:
