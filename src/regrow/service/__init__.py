@@ -1,4 +1,5 @@
-"""The reward over HTTP: `regrow serve` (FastAPI + uvicorn) and its client (docs/scaling.md).
+"""The reward over HTTP: `regrow serve` (FastAPI + uvicorn) and its client (docs/service.md; on a Ray
+cluster: docs/scaling.md).
 
 * `app` — `RewardService` (the state: catalog, scorer, request ledger, admission, episodes,
   metrics), `create_app(service)` (the FastAPI routes), `build_service` and `serve` (what
