@@ -177,6 +177,11 @@ def test_the_executor_setting_names_threads_ray_or_a_ray_address():
     res = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "250", "TERMINAL_WIDTH": "250"})
     row = next(ln for ln in res.stdout.splitlines() if ln.startswith("│ --executor"))
     assert "ray://ADDRESS" in row and "Default: threads." in row
+    # an address nothing listens on fails at once, in one line (Ray alone retries it for minutes)
+    from regrow.executor.ray import ClusterError, connect
+    assert not ray.is_initialized()  # this test runs before the module's cluster is joined
+    with pytest.raises(ClusterError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:\d+: "):
+        connect(f"127.0.0.1:{_free_port()}")
 
 
 def test_candidates_land_on_both_nodes_each_holding_the_source_warm_and_verdicts_come_back_in_order(cluster, scorer):

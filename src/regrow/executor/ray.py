@@ -16,6 +16,7 @@ Each item gives exactly one result: nothing lost, nothing counted twice.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -62,8 +63,15 @@ def connect(address: str | None) -> None:
     ray = _ray()
     if ray.is_initialized():
         return
-    if address is not None and ":" not in address:
-        raise ClusterError(f"a Ray address is host:port (got {address!r})")
+    if address is not None:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ClusterError(f"a Ray address is host:port (got {address!r})")
+        try:  # Ray itself retries an unreachable address for minutes before it says so
+            socket.create_connection((host, int(port)), timeout=10).close()
+        except OSError as exc:
+            raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; "
+                               "is `ray start --head` running there?") from exc
     try:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, configure_logging=False,
                  runtime_env={"env_vars": {"PYTHONPATH": _regrow_path()}})
