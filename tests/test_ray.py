@@ -281,6 +281,32 @@ def test_regrow_run_with_executor_ray_address_runs_every_chain_on_the_cluster(cl
     assert report["solved_tasks"] == report["chosen"]  # the oracle solves every chain, wherever it ran
 
 
+def test_regrow_serve_with_executor_ray_scores_a_batch_on_both_nodes(cluster, calc):
+    """`regrow serve --executor ray://...` builds a ClusterScorer: /v1/score over HTTP lands on both nodes."""
+    from fastapi.testclient import TestClient
+
+    from regrow.service.app import build_service, create_app
+    from regrow.service.limits import ServeConfig
+
+    repo, config = calc
+    service = build_service([str(repo)], config.model_copy(update={"executor": f"ray://{cluster.address}"}),
+                            ServeConfig())
+    items, expected = _batch(8)
+    body = [{"task_id": i.task_id, "completion": i.completion, "request_id": f"serve-{n}"}
+            for n, i in enumerate(items)]
+    try:
+        assert type(service.scorer).__name__ == "ClusterScorer"
+        with TestClient(create_app(service)) as client:
+            res = client.post("/v1/score", json=body)
+            assert res.status_code == 200, res.text
+            assert [r["status"] for r in res.json()["results"]] == expected
+            assert set(service.scorer.last_nodes) == {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+            again = client.post("/v1/score", json=body[:2]).json()["results"]  # retried ids: the stored verdicts
+            assert [r["replayed"] for r in again] == [True, True]
+    finally:
+        service.close()
+
+
 def test_killing_a_nodes_raylet_mid_batch_loses_no_verdict_and_counts_none_twice(cluster, scorer):
     node_b = _node_b()
     items, expected = _batch(24)
