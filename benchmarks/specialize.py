@@ -153,8 +153,8 @@ def print_tables(results: dict) -> None:
     print("| solver | func error | func similarity | file error | file similarity | pass@1 | wall (s) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results.get("solvers", []):
-        print(f"| {r['solver']} | {_f(r['func_error'], '{:.0f}')} | {_f(r['func_similarity'])} | "
-              f"{_f(r['file_error'], '{:.0f}')} | {_f(r['file_similarity'])} | {_f(r['pass_at_1'], '{:.2f}')} | "
+        print(f"| {r['solver']} | {_f(r['func_error'])} | {_f(r['func_similarity'])} | "
+              f"{_f(r['file_error'])} | {_f(r['file_similarity'])} | {_f(r['pass_at_1'], '{:.2f}')} | "
               f"{r['wall_seconds']} |")
     for m in results.get("finetune", []):
         print(f"\nfine-tune {m['mode']} {m['epochs']:g} ep: {m['steps']} steps, {m['data']['tokens']} tokens/epoch, "

@@ -300,6 +300,7 @@ def train(model, tokenizer, texts: list[str], out: Path, options: FinetuneOption
         import datasets
         import torch
         from peft import LoraConfig
+        from transformers import PrinterCallback
         from trl import SFTConfig, SFTTrainer
     except ImportError as exc:
         raise ConfigError(f"fine-tuning needs transformers, torch, trl and peft: {INSTALL}") from exc
@@ -333,7 +334,15 @@ def train(model, tokenizer, texts: list[str], out: Path, options: FinetuneOption
     lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
                       target_modules="all-linear", task_type="CAUSAL_LM")
     dataset = datasets.Dataset.from_list([{"text": t} for t in texts])
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora)
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # tokenising a few windows: no bars of its own
+    try:
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                             peft_config=lora)
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    trainer.remove_callback(PrinterCallback)  # it prints every log to stdout; the hook reports progress
     mean_tokens = sum(tokens) / len(tokens) * options.batch_size * options.grad_accum
     clock = _Clock(mean_tokens, on_step)
     trainer.add_callback(_progress_callback(clock))
@@ -381,11 +390,10 @@ def _progress_callback(clock: _Clock):
             clock.start = time.perf_counter()
             clock.first_step = state.global_step
 
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                clock.loss = float(logs["loss"])
-
-        def on_step_end(self, args, state, control, **kw):
+        def on_log(self, args, state, control, logs=None, **kw):  # every step (logging_steps=1), after it ends
+            if not logs or "loss" not in logs:
+                return
+            clock.loss = float(logs["loss"])
             if clock.on_step is None:
                 return
             done = state.global_step - clock.first_step
