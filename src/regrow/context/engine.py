@@ -200,6 +200,7 @@ class ContextEngine:
     _names: dict | None = None  # last name -> qualnames
     _by_file: dict | None = None  # path -> its symbols, in line order
     _by_local: dict | None = None  # (path, local name) -> qualname
+    _uses: dict = field(default_factory=dict)  # (qualname, nested) -> what it uses
     ranking: object = None  # regrow.context.learn.RankingModel, or None for the hand weights
     _counts: dict = field(default_factory=dict)  # (tokenizer, text) -> tokens
 
@@ -217,6 +218,22 @@ class ContextEngine:
         hit = self._tests.get(qualname)
         if hit is None:
             hit = self._tests[qualname] = is_test_definition(self.graph.defs[qualname])
+        return hit
+
+    def direct_uses(self, qualname: str) -> dict[str, int]:
+        """``graph.uses(qualname, nested=False)``, remembered (neighbours are asked about often)."""
+        key = (qualname, False)
+        hit = self._uses.get(key)
+        if hit is None:
+            hit = self._uses[key] = self.graph.uses(qualname, nested=False)
+        return hit
+
+    def all_uses(self, qualname: str) -> dict[str, int]:
+        """``graph.uses(qualname)`` (nested definitions included), remembered."""
+        key = (qualname, True)
+        hit = self._uses.get(key)
+        if hit is None:
+            hit = self._uses[key] = self.graph.uses(qualname)
         return hit
 
     def file_symbols(self, path: str) -> list[Symbol]:
@@ -589,7 +606,7 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
         counts: dict[str, int] = {}
         test_funcs = [_test_qualname(engine, t) for t in tests]
         for tf in [t for t in test_funcs if t]:
-            for q in g.uses(tf):
+            for q in engine.all_uses(tf):
                 counts[q] = counts.get(q, 0) + 1
         n = max(1, len([t for t in test_funcs if t]))
         for q, c in counts.items():
@@ -601,7 +618,7 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
     if neighbours:
         counts = {}
         for m in neighbours:
-            for q in g.uses(m, nested=False):
+            for q in engine.direct_uses(m):
                 counts[q] = counts.get(q, 0) + 1
         top = max(counts.values(), default=1)
         for q, c in counts.items():
@@ -614,7 +631,7 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
     if in_file:
         counts = {}
         for m in in_file:
-            for q in g.uses(m, nested=False):
+            for q in engine.direct_uses(m):
                 counts[q] = counts.get(q, 0) + 1
         top = max(counts.values(), default=1)
         for q, c in counts.items():
@@ -1000,7 +1017,7 @@ def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Toke
     add_signatures(budget)
     add_signatures(budget, own_capped=False)
     order = [c.subject for c in cands if c.subject in chosen]
-    items = [_item(c, k, tok.count(_chunk(c.forms[k][1], c.breadcrumb, c.forms[k][0])))
+    items = [_item(c, k, count(_chunk(c.forms[k][1], c.breadcrumb, c.forms[k][0])))
              for c, k in (chosen[s] for s in order)]
     return items
 
