@@ -11,8 +11,9 @@ no code scores 0 in both without running anything. Printed: batch wall, completi
 ratio, and how often the two rewards agree (they can differ only where regrow's integrity
 checks fire; none of these completions should trip one).
 
-Measured on the calc fixture, 8 x 16 = 128 completions, 2 workers, 2 shared cores: warm 5.5 s
-(23 completions/s), fresh pytest 146 s (0.9/s), 26x; the rewards agreed on 128/128.
+Measured on the calc fixture, 8 x 16 = 128 completions, 2 workers, 2 shared cores (load average
+2-4 from other work): warm 4.71 s (27.2 completions/s), fresh pytest 135 s (0.9/s), 28.7x; the
+rewards agreed on 128/128. (Under a load of 4-7 the same batch took 5.5 s, 26x.)
 
     python benchmarks/reward.py                      # the calc fixture of tests/conftest.py
     python benchmarks/reward.py pypi:toolz==1.0.0 --tasks 8 --per-task 16 --workers 2
