@@ -73,7 +73,7 @@ WEIGHTS = {
     "type_member": 0.8,  # member of a class named in the target's signature (``item: Item`` -> Item.value)
 }
 TASK_FEATURES = tuple(k for k in WEIGHTS if k != "uses")  # what task mode ranks with (and learns)
-FEATURES_VERSION = 2  # bump when a feature's meaning changes: stored learned weights are fitted again
+FEATURES_VERSION = 3  # bump when a feature's meaning changes: stored learned weights are fitted again
 OWN_FILE_SHARE = 0.3  # hand default: at most this share of the budget on the target's own file (the prompt shows it)
 PRIOR_RUNTIME = 2.5
 PRIOR_GIT = 0.45
@@ -201,6 +201,7 @@ class ContextEngine:
     _by_file: dict | None = None  # path -> its symbols, in line order
     _by_local: dict | None = None  # (path, local name) -> qualname
     _uses: dict = field(default_factory=dict)  # (qualname, nested) -> what it uses
+    _members: dict = field(default_factory=dict)  # module -> what module.X reaches
     ranking: object = None  # regrow.context.learn.RankingModel, or None for the hand weights
     _counts: dict = field(default_factory=dict)  # (tokenizer, text) -> tokens
 
@@ -590,8 +591,7 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
                 x.add("orphan", 0.5, f"{d.kind} of the target's module, not used elsewhere in it")
     # Members of the modules the target's module imports (``utils.helper`` through ``from pkg import utils``).
     for other, alias in sorted(imported_modules.items()):
-        members = sorted(q for q in (g.table.members.get(other, {}).values() if g.table else g.members(other))
-                         if q in g.defs)
+        members = _module_members(engine, other)
         local = {q: [u for u in engine.users(q, hidden) if in_module(u)] for q in members}
         module_unused = not any(local.values())  # the import is there, and only the target can be using it
         for q in members:
@@ -651,6 +651,25 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
         if s > 0 and (x := f(subjects[int(i)])):
             x.add("bm25", float(s) / top, "similar words in its name, signature or docstring")
     return feats
+
+
+def _module_members(engine: ContextEngine, module: str) -> list[str]:
+    """What ``module.X`` can reach: its own definitions, the names it imports (a package's
+    re-exports) and the definitions of the modules it star-imports."""
+    g = engine.graph
+    if g.table is None:
+        return g.members(module)
+    hit = engine._members.get(module)
+    if hit is None:
+        out = set(g.table.members.get(module, {}).values())
+        for syn in g.table.binds.get(module, {}).values():
+            q = g.table.resolve(syn)
+            if q in g.defs:
+                out.add(q)
+        for star in g.table.stars.get(module, ()):
+            out.update(g.table.members.get(star, {}).values())
+        hit = engine._members[module] = sorted(q for q in out if q in g.defs and g.defs[q].container != q)
+    return hit
 
 
 def _is_dunder_constant(d: Definition) -> bool:
