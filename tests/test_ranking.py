@@ -221,3 +221,19 @@ def test_too_few_examples_fall_back_to_the_hand_weights(units):
     model = fit_ranking(units)
     assert not any(model.learned) and "hand weights" in model.note
     assert model.for_path("units/fields.py")[:2] == ({k: WEIGHTS[k] for k in TASK_FEATURES},) * 2
+
+
+def test_members_a_package_re_exports_are_reached_through_it(tmp_path):
+    # ``from zone import tz`` then ``tz.gettz``: gettz is defined in zone/tz/impl.py and
+    # re-exported by zone/tz/__init__.py with a star import
+    engine = _engine(tmp_path, {
+        "pyproject.toml": '[project]\nname = "zone"\nversion = "0.1.0"\n',
+        "zone/__init__.py": "",
+        "zone/tz/__init__.py": "from .impl import *\nfrom .impl import UTC as utc\n",
+        "zone/tz/impl.py": "UTC = object()\n\n\ndef gettz(name):\n    return name\n",
+        "zone/parse.py": "from zone import tz\n\n\ndef other():\n    return 1\n\n\ndef build(x):\n    return tz.gettz(x)\n",
+    })
+    feats = _features(engine, "zone.parse:build")
+    assert feats["zone.tz.impl:gettz"].values.get("member") == 1.0
+    assert feats["zone.tz.impl:gettz"].values.get("member_orphan") == 1.0  # no other code there uses tz
+    assert feats["zone.tz.impl:UTC"].values.get("member") == 1.0  # a re-export by name
