@@ -4,21 +4,25 @@ Every function of the source whose body uses at least one repository definition 
 example, as a query is in a search engine: its features are what the engine computes for it in
 task mode (its body hidden: signature, docstring, class, module, tests, neighbours, graph,
 words), and its relevant set is what its body uses (the static graph). A logistic model
-(scikit-learn) over the candidates' feature values gives one weight per feature; they replace
-the hand `WEIGHTS` in the same weighted sum, rescaled to the same total so the definitions'
-scores stay comparable with the other channels' priors.
+(scikit-learn, balanced classes) over the candidates' feature values gives one non-negative
+weight per feature, rescaled to the hand weights' total so the definitions' scores stay
+comparable with the other channels' priors; candidates in the example's own file and in other
+files get a weight vector each (the packer gives the two pools their own room).
 
-**Leaving the target out**: examples are split in ``K`` folds by file (a seeded hash of the
-path). The weights used for a target are those fitted on the folds its file is not in, so
-neither the target's own example nor any other function of its file contributes to them.
-With fewer than `MIN_EXAMPLES` examples (or positives) in a fold's training set, that fold
-falls back to the hand weights. The budget split (the share of the budget that bodies from
+This module is the fitting and its record (`RankingModel`); the engine computes the examples
+(`regrow.context.engine.fit_ranking`, `ensure_ranking`), so it imports nothing from it.
+
+**Leaving the target out**: examples are split in ``K`` folds by file (a hash of the path).
+The weights used for a target are those fitted on the folds its file is not in, so neither
+the target's own example nor any other function of its file contributes to them. With fewer
+than `MIN_EXAMPLES` examples (or `MIN_POSITIVES` positives) in a fold's training set, that
+fold falls back to the hand weights. The budget split (the share of the budget that items of
 the target's own file may take) is learned the same way: the share of in-file dependencies
 among the training examples' dependencies, clamped to [`OWN_MIN`, `OWN_MAX`].
 
 Fitted once per source, on the first `ContextEngine.load` that finds none stored, and kept in
-the store (`regrow.store.ranking`), tagged with the feature list so a change of features fits
-again.
+the store (`regrow.store.ranking`), tagged with the feature list and the features' version so
+a change of features fits again.
 """
 
 from __future__ import annotations
