@@ -31,6 +31,7 @@ GGUF file, or a Hugging Face model folder; nothing is downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -114,6 +115,20 @@ def resolve_base(base: str) -> tuple[str, Path, str | None]:
                       "model folder (config.json); nothing is downloaded")
 
 
+@contextlib.contextmanager
+def _no_hf_bars():
+    """transformers' own progress bars (dequantising, writing shards) off for a while."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_base(base: str):
     """(model, tokenizer) for ``--base``, in float32, ready to train and to save as a folder."""
     try:
@@ -121,20 +136,14 @@ def load_base(base: str):
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
         raise ConfigError(f"fine-tuning needs transformers, torch, trl and peft: {INSTALL}") from exc
-    from transformers.utils import logging as hf_logging
-
     kind, folder, gguf = resolve_base(base)
     kw = {"gguf_file": gguf} if gguf else {"local_files_only": True}
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # the dequantisation bar: the CLI draws its own
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), **kw)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, **kw)
+        with _no_hf_bars():  # the dequantisation bar: the CLI draws its own
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), **kw)
+            model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, **kw)
     except (OSError, ValueError) as exc:
         raise SolverError(f"transformers could not load {base}: {exc}") from exc
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
     if gguf:
         # The weights are dequantised to float32 on load, but the model keeps the GGUF
         # quantizer's marks, and transformers refuses to save a "quantized" model: drop them.
@@ -355,11 +364,12 @@ def train(model, tokenizer, texts: list[str], out: Path, options: FinetuneOption
     losses = [{"step": h["step"], "epoch": round(h.get("epoch", 0.0), 4), "loss": round(h["loss"], 4)}
               for h in trainer.state.log_history if "loss" in h]
     adapter = out / "adapter"
-    trainer.model.save_pretrained(str(adapter))
-    merged = trainer.model.merge_and_unload()
-    merged.to(torch.float32)
-    merged.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
+    with _no_hf_bars():
+        trainer.model.save_pretrained(str(adapter))
+        merged = trainer.model.merge_and_unload()
+        merged.to(torch.float32)
+        merged.save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
     manifest = {
         "format": FORMAT, "mode": options.mode, "epochs": options.epochs, "options": options.model_dump(),
         "data": data, "steps": trainer.state.global_step, "resumed_from": resume.name if resume else None,
