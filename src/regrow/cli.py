@@ -123,7 +123,7 @@ def _hooks(quiet: bool = False):
 
 
 # What a phase counts, for its plain progress lines.
-_UNITS = {"validate": ("task", "tasks"), "solve": ("chain", "chains")}
+_UNITS = {"validate": ("task", "tasks"), "solve": ("chain", "chains"), "train": ("step", "steps")}
 
 
 class _ProgressLines:
@@ -279,6 +279,9 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
         min_strength: Optional[float] = typer.Option(None, "--min-strength",
                                                      help="Leave out tasks whose measured strength (`regrow "
                                                           "strength`) is below this. Default: keep all."),
+        executor: Optional[str] = typer.Option(None, "--executor", help=_help(
+            "Where chains run: threads, ray (RAY_ADDRESS or a cluster on this machine) or ray://ADDRESS "
+            "(docs/scaling.md).", "executor")),
         home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
     """Grok, hollow, validate, then let a solver regrow each body; prints the report."""
     from regrow.api import open_store, run as run_
@@ -291,7 +294,7 @@ def run(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==VERS
                          run_id=run_id, cache=False if no_cache else None, stop_on_solve=stop_on_solve or None,
                          task_tokens=task_tokens, task_seconds=task_seconds, model_concurrency=model_concurrency,
                          trust=trust, context=context, fail_fast=fail_fast or None,
-                         min_strength=min_strength)
+                         min_strength=min_strength, executor=executor)
         check_spec(config.solver)  # seconds, not the minutes before the solver is built
         with _hooks(as_json) as hooks:
             rid = run_(source, config, hooks)
@@ -553,6 +556,185 @@ def verify(source: str = typer.Argument(..., help="A directory, or pypi:NAME[==V
               f"reward {value}" + (f", flags {', '.join(verdict.flags)}" if verdict.flags else ""), highlight=False)
     if verdict.feedback and not verdict.solved:
         out.print(escape(verdict.feedback), highlight=False)
+
+
+@app.command("serve")
+def serve_command(sources: list[str] = typer.Argument(..., help="Directories or pypi:NAME[==VERSION] specs."),
+                  host: str = typer.Option("127.0.0.1", "--host", help="Listen on this address."),
+                  port: int = typer.Option(8000, "--port", help="Listen on this port (0: a free one; the URL is "
+                                                                "logged)."),
+                  workers: Optional[int] = WorkersOpt,
+                  api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="A file of API keys, one a line "
+                                                                                   "(REGROW_API_KEYS adds more). "
+                                                                                   "Default: no key needed."),
+                  max_batch: int = typer.Option(512, "--max-batch", help="Items in one POST /v1/score."),
+                  max_inflight: int = typer.Option(256, "--max-inflight", help="Candidates in flight at once; "
+                                                                               "past it: 429 with Retry-After."),
+                  max_body: int = typer.Option(8 << 20, "--max-body", help="Bytes in one request body."),
+                  deadline: float = typer.Option(300.0, "--deadline", help="A request's default deadline, seconds."),
+                  max_turns: int = typer.Option(3, "--max-turns", help="Answers per episode (/reset, /step)."),
+                  grace: float = typer.Option(30.0, "--grace", help="Seconds in-flight work may finish on shutdown."),
+                  timeout: Optional[float] = typer.Option(None, "--timeout", help=_help("Most seconds per candidate.",
+                                                                                        "timeout")),
+                  executor: Optional[str] = typer.Option(None, "--executor", help=_help(
+                      "Where candidates are verified: threads, ray or ray://ADDRESS (docs/scaling.md).", "executor")),
+                  home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt) -> None:
+    """Serve the reward over HTTP: POST /v1/score, the OpenEnv endpoints, /metrics (docs/service.md)."""
+    from regrow.service.app import build_service, serve
+    from regrow.service.limits import ServeConfig, load_api_keys
+    with _guard():
+        limits = ServeConfig(api_keys=load_api_keys(api_keys), max_batch=max_batch, max_inflight=max_inflight,
+                             max_body_bytes=max_body, deadline_s=deadline, max_turns=max_turns, grace_s=grace)
+        with _hooks() as hooks:
+            service = build_service(sources, _config(home=home, python=python, workers=workers, timeout=timeout,
+                                                     executor=executor), limits, hooks)
+        serve(service, host, port, on_listening=lambda url: console.print(
+            f"serving {plural(len(sources), 'source')} at {escape(url)} (Ctrl-C stops)", highlight=False))
+
+
+def _train_steps(hooks):
+    """Training steps into the hooks: the bar (``train: step/total``), and every tenth of the way a
+    line with the loss, tokens/s and ETA."""
+    printed = {"tenth": -1}
+
+    def step(p) -> None:
+        hooks.progress("train", p.step, p.total)
+        tenth = 10 * p.step // max(p.total, 1)
+        if tenth > printed["tenth"] or p.step == p.total:
+            printed["tenth"] = tenth
+            loss = f"loss {p.loss:.3f}, " if p.loss is not None else ""
+            hooks.log(f"train: step {p.step}/{p.total}, {loss}{p.tokens_per_second:.0f} tokens/s, "
+                      f"ETA {_elapsed(p.eta_seconds or 0)}")
+
+    return step
+
+
+@app.command()
+def finetune(source: str = typer.Argument(..., help="A directory (a git checkout for --revision), or pypi:NAME."),
+             base: str = typer.Option("smollm2", "--base", help="smollm2 (the embedded model), a .gguf file or a "
+                                                                "Hugging Face model folder."),
+             output: Optional[Path] = typer.Option(None, "-o", "--output", help="Folder for the merged model. "
+                                                   "Default: HOME/finetuned/NAME-MODE-REV."),
+             revision: Optional[str] = typer.Option(None, "--revision", help="Train on the files at this git "
+                                                                             "revision. Default: the working tree."),
+             epochs: float = typer.Option(1.0, "--epochs", help="Passes over the training text."),
+             mode: str = typer.Option("codebase", "--mode", help="codebase (everything) or held-out (the valid "
+                                                                 "tasks' bodies erased from the text)."),
+             data: Optional[Path] = typer.Option(None, "--data", help="An sft export (.jsonl, .parquet) to train "
+                                                                      "on too."),
+             no_source: bool = typer.Option(False, "--no-source", metavar="", show_default=False,
+                                            help="Train on --data only, not on the repository's files."),
+             max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+             learning_rate: float = typer.Option(2e-4, "--lr", help="Learning rate."),
+             lora_r: int = typer.Option(16, "--lora-r", help="LoRA rank."),
+             max_length: int = typer.Option(512, "--max-length", help="Tokens per training window."),
+             save_steps: int = typer.Option(50, "--save-steps", help="Checkpoint every this many steps."),
+             seed: int = typer.Option(0, "--seed", help="Seed."),
+             threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch. Default: "
+                                                                           "one per core."),
+             min_statements: Optional[int] = MinStatementsOpt,
+             home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
+    """LoRA fine-tuning of a model on a repository's code; the merged folder runs as --solver local:FOLDER."""
+    from regrow.specialize import finetune as ft
+    with _guard():
+        if mode not in ft.MODES:
+            raise RegrowError(f"--mode {mode!r}: give codebase or held-out")
+        options = ft.FinetuneOptions(mode=mode, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
+                                     lora_r=lora_r, lora_alpha=2 * lora_r, max_length=max_length,
+                                     save_steps=save_steps, seed=seed, source_text=not no_source,
+                                     sft=str(data) if data else None, threads=threads)
+        config = _config(home=home, python=python, min_statements=min_statements)
+        with _hooks(as_json) as hooks:
+            manifest = ft.finetune(source, config, base, output, revision=revision, options=options, hooks=hooks,
+                                   on_step=_train_steps(hooks))
+    if as_json:
+        out.print_json(json.dumps(manifest))
+        return
+    losses = manifest["loss_curve"]
+    first, last = (losses[0]["loss"], losses[-1]["loss"]) if losses else (None, None)
+    out.print(f"{manifest['mode']}: {manifest['data']['windows']} windows, {manifest['data']['tokens']} tokens, "
+              f"{manifest['steps']} steps in {_elapsed(manifest['wall_seconds'])} "
+              f"({manifest['tokens_per_second']} tokens/s, {manifest['device']}{' bf16' if manifest['bf16'] else ''}); "
+              f"loss {first} -> {last}", highlight=False)
+    out.print(f"run it: regrow run {escape(source)} --solver local:{escape(manifest['output'])}", highlight=False)
+
+
+def _dec(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _bar(x: float | None, scale: float, width: int = 20) -> str:
+    if not x or scale <= 0:
+        return ""
+    return "█" * max(1, round(min(x / scale, 1.0) * width))
+
+
+@app.command()
+def drift(source: str = typer.Argument(..., help="A git checkout."),
+          months: Optional[int] = typer.Option(None, "--months", help="Churn of the last N months. Default: all."),
+          ages: str = typer.Option("1,3,6,12,24", "--ages", help="Snapshot ages in months for the decay ladder."),
+          churn_only: bool = typer.Option(False, "--churn-only", metavar="", show_default=False,
+                                          help="Only the churn, no ladder (no tests run)."),
+          model: Optional[str] = typer.Option(None, "--model", help="Also fine-tune this base at each snapshot "
+                                                                    "(smollm2, .gguf, HF folder) and run it."),
+          epochs: float = typer.Option(1.0, "--epochs", help="Epochs for --model."),
+          tasks: Optional[int] = typer.Option(None, "--tasks", "-n", help=_help("At most this many tasks.", "tasks")),
+          seed: Optional[int] = typer.Option(None, "--seed", help=_help("Seed for the choice of tasks.", "seed")),
+          workers: Optional[int] = WorkersOpt,
+          timeout: Optional[float] = typer.Option(None, "--timeout", help=_help("Seconds per verification.",
+                                                                                  "timeout")),
+          output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the regrow-drift/1 JSON here."),
+          home: Optional[Path] = HomeOpt, python: Optional[Path] = PythonOpt, as_json: bool = JsonOpt) -> None:
+    """Churn per month from git history, and how a frozen snapshot (history@REV) decays with age."""
+    from regrow.specialize import drift as dr
+    with _guard():
+        try:
+            ladder = tuple(int(a) for a in ages.split(",") if a.strip())
+        except ValueError:
+            raise RegrowError(f"--ages {ages!r}: give whole months, comma-separated (1,3,6,12)") from None
+        rep = dr.churn(Path(source), months=months)
+        decay = None
+        if not churn_only:
+            from regrow.specialize.finetune import FinetuneOptions
+            config = _config(home=home, python=python, tasks=tasks, seed=seed, workers=workers, timeout=timeout)
+            with _hooks(as_json) as hooks:
+                decay = dr.decay(source, config, ages=ladder, model=model, hooks=hooks, on_step=_train_steps(hooks),
+                                 finetune_options=FinetuneOptions(epochs=epochs))
+    data = {"format": dr.FORMAT, "churn": rep.to_dict(), "decay": decay.to_dict() if decay else None}
+    if output is not None:
+        output.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title=f"churn of {escape(source)} (package code, {rep.size_now} lines now)")
+    for col in ("month", "commits", "+", "-", "size", "churn", ""):
+        table.add_column(col, justify="left" if col in ("month", "") else "right")
+    top = max((m["churn"] for m in rep.months), default=0.0)
+    for m in rep.months:
+        table.add_row(m["month"], str(m["commits"]), str(m["added"]), str(m["deleted"]), str(m["size"]),
+                      _pct(m["churn"]), _bar(m["churn"], top))
+    out.print(table)
+    out.print(f"mean {_pct(rep.mean)}/month, median month {_pct(rep.median)}, {_pct(rep.quiet_share)} of months "
+              "without change (the experiment's claim: 2-3 %/month)", highlight=False)
+    if rep.bursts:
+        bursts = Table(title="largest commits")
+        for col in ("date", "rev", "kind", "+", "-", "files", "of size", "subject"):
+            bursts.add_column(col)
+        for b in rep.bursts:
+            bursts.add_row(b["date"], b["rev"], b["kind"], str(b["added"]), str(b["deleted"]), str(b["files"]),
+                           _pct(b["share"]), escape(b["subject"]))
+        out.print(bursts)
+    if decay is not None:
+        lad = Table(title=f"frozen snapshots of {escape(decay.source)}: {decay.tasks} of today's tasks")
+        for col in ("months back", "solver", "snapshot", "age (days)", "missing", "pass@1", "func sim", "func err",
+                    "file sim", "file err", ""):
+            lad.add_column(col, justify="right")
+        for r in decay.rungs:
+            lad.add_row(str(r.months), r.solver, f"{r.revision or '-'} {r.snapshot_date or ''}",
+                        _num(r.age_days), _num(r.missing), _pct(r.pass_at_1), _dec(r.func_similarity),
+                        _dec(r.func_error), _dec(r.file_similarity), _dec(r.file_error),
+                        _bar(r.func_similarity, 1.0) if r.revision else escape(r.note))
+        out.print(lad)
 
 
 def main() -> None:  # pragma: no cover - entry point
