@@ -46,28 +46,9 @@ import psutil
 from regrow.config import RunConfig
 from regrow.reward import Reward
 from regrow.service.cluster import ClusterScorer, ScoreItem
+from _batch import calc_fixture, completions_for  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 RAY = str(Path(sys.executable).parent / "ray")
-
-
-def _fixture(base: Path) -> str:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from _repos import make_repo  # noqa: E402
-    from conftest import CALC_FILES  # noqa: E402
-    return str(make_repo(base / "calc", CALC_FILES))
-
-
-def _mutate(body: str) -> str:
-    for a, b in (("+", "-"), ("<", "<="), ("return ", "return 1 + ")):
-        if a in body:
-            return body.replace(a, b, 1)
-    return body + "\nreturn None"
-
-
-def completions_for(task, n: int) -> list[str]:
-    ref = task.reference_body
-    kinds = [f"```python\n{ref}\n```", ref, "```python\nreturn None\n```", f"```python\n{_mutate(ref)}\n```"]
-    return [kinds[i % len(kinds)] for i in range(n)]
 
 
 def _free_port() -> int:
@@ -131,7 +112,7 @@ def main() -> None:
     args = ap.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="regrow-ray-bench-"))
-    spec = args.source or _fixture(base)
+    spec = args.source or calc_fixture(base)
     config = RunConfig(home=base / "home", python=Path(sys.executable), workers=args.workers, timeout=30)
     print(f"load before: {os.getloadavg()[0]:.2f} (1-min), {os.cpu_count()} cores")
 
@@ -141,7 +122,7 @@ def main() -> None:
     tasks = sorted(reward.tasks.values(), key=lambda t: t.task_id)[: args.tasks]
     name = reward.prepared.source.name
     batch = [ScoreItem(task_id=t.task_id, completion=c, source=name)
-             for t in tasks for c in completions_for(t, args.per_task)]
+             for t in tasks for c in completions_for(t, args.per_task, prose=False)]
     print(f"{name}: {len(batch)} completions ({len(tasks)} tasks x {args.per_task}); prepared in {prep_s:.1f} s")
 
     rows = []

@@ -37,27 +37,7 @@ from regrow.integrations.trl import RegrowReward
 from regrow.reward import Reward
 from regrow.solve.loop import extract
 from regrow.solve.types import Completion
-
-
-def _fixture(base: Path) -> str:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from _repos import make_repo  # noqa: E402
-    from conftest import CALC_FILES  # noqa: E402
-    return str(make_repo(base / "calc", CALC_FILES))
-
-
-def _mutate(body: str) -> str:
-    for a, b in (("+", "-"), ("<", "<="), ("return ", "return 1 + ")):
-        if a in body:
-            return body.replace(a, b, 1)
-    return body + "\nreturn None"
-
-
-def completions_for(task, n: int) -> list[str]:
-    ref = task.reference_body
-    kinds = [f"```python\n{ref}\n```", ref, "```python\nreturn None\n```", f"```python\n{_mutate(ref)}\n```",
-             "I am not sure how to write this function."]
-    return [kinds[i % len(kinds)] for i in range(n)]
+from _batch import calc_fixture, completions_for  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 
 def naive_arm(reward: Reward, batch: list[tuple[str, str]], workers: int, base: Path) -> list[float]:
@@ -104,7 +84,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="regrow-bench-reward-") as tmp:
         base = Path(tmp)
-        spec = args.spec or _fixture(base)
+        spec = args.spec or calc_fixture(base)
         flags = {"workers": args.workers, "home": args.home or str(base / "home")}
         if not args.spec:
             flags["python"] = sys.executable  # the fixture runs in this interpreter, as the tests do

@@ -48,23 +48,10 @@ from regrow.config import resolve_config
 from regrow.reward import Reward
 from regrow.service.scorer import Catalog, LocalScorer, ScoreItem
 from regrow.store.ledger import LEDGER_FILE, Ledger
+from _batch import calc_fixture, completions_for  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 HOSTILE = ["import os\nos._exit(0)", "import sys\nsys.exit(0)", "open('/tmp/regrow-bench-escape', 'w').write('x')\n"
            "return None", "return open('/etc/passwd').read()", "raise SystemExit(0)"]
-
-
-def _fixture(base: Path) -> str:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from _repos import make_repo  # noqa: E402
-    from conftest import CALC_FILES  # noqa: E402
-    return str(make_repo(base / "calc", CALC_FILES))
-
-
-def _mutate(body: str) -> str:
-    for a, b in (("+", "-"), ("<", "<="), ("return ", "return 1 + ")):
-        if a in body:
-            return body.replace(a, b, 1)
-    return body + "\nreturn None"
 
 
 def make_items(reward: Reward, n: int, prefix: str) -> list[dict]:
@@ -72,10 +59,7 @@ def make_items(reward: Reward, n: int, prefix: str) -> list[dict]:
     items = []
     for i in range(n):
         task = reward.tasks[tasks[i % len(tasks)]]
-        ref = task.reference_body
-        kinds = [f"```python\n{ref}\n```", ref, "```python\nreturn None\n```", f"```python\n{_mutate(ref)}\n```",
-                 "I am not sure how to write this function.",
-                 f"```python\n{HOSTILE[(i // 6) % len(HOSTILE)]}\n```"]
+        kinds = completions_for(task, 5) + [f"```python\n{HOSTILE[(i // 6) % len(HOSTILE)]}\n```"]
         items.append({"task_id": task.task_id, "completion": kinds[i % len(kinds)], "request_id": f"{prefix}-{i}"})
     return items
 
@@ -173,7 +157,7 @@ def main() -> None:
     args = ap.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="regrow-serve-load-"))
-    source = args.source or _fixture(base)
+    source = args.source or calc_fixture(base)
     home = (args.home or base / "home").resolve()
     config = resolve_config({"home": home, "workers": args.workers, "timeout": args.timeout, "python": args.python})
     print(f"load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs", flush=True)
