@@ -451,10 +451,12 @@ def export_dataset(fmt: str, output: Path, config: RunConfig, hooks: Hooks = Hoo
             checked = []
             for rs in runs:
                 spec = rs.tasks.spec
+                # grpo rows are the whole task set; the other formats only the tasks the runs attempted
+                wanted = rs.tasks if fmt == records.GRPO else rs.tasks.only({a.task_id for a in rs.attempts})
                 prep = prepare(spec, config, hooks, store=store)
                 try:
-                    hooks.log(f"checking {len(rs.tasks.tasks)} tasks of {spec}")
-                    task_set, part = records.check_tasks(rs.tasks, prep.verifier, config.workers)
+                    hooks.log(f"checking {len(wanted.tasks)} tasks of {spec}")
+                    task_set, part = records.check_tasks(wanted, prep.verifier, config.workers)
                 finally:
                     prep.close()
                 checks.checked += part.checked
