@@ -361,3 +361,14 @@ def test_cli_verify_judges_one_answer_and_explains_a_bad_one(runs, tmp_path):
     res = CliRunner().invoke(app, ["verify", str(runs["root"]), "calc.ops:nope", "--home", str(runs["home"]),
                                    "--python", sys.executable], input="return 1")
     assert res.exit_code == 2 and "no valid task 'calc.ops:nope'" in res.output and "Traceback" not in res.output
+
+
+def test_a_run_export_checks_only_the_tasks_the_run_attempted(runs, tmp_path):
+    from regrow.api import export_dataset
+
+    config = cfg(runs["home"], solver="oracle", tasks=2, run_id="oracle-two")
+    two = run(str(runs["root"]), config)
+    built = export_dataset("sft", tmp_path / "sft.jsonl", config, run_ids=[two])
+    assert built.checks.checked == 2 and not built.checks.failed and len(built.records) <= 2
+    whole = export_dataset("grpo", tmp_path / "grpo.jsonl", config, run_ids=[two])
+    assert whole.checks.checked == len(CALC_VALID) == len(whole.records)  # grpo: the whole task set
