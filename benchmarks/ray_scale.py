@@ -32,66 +32,21 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psutil
 
 from regrow.config import RunConfig
 from regrow.reward import Reward
 from regrow.service.cluster import ClusterScorer, ScoreItem
 from _batch import calc_fixture, completions_for  # noqa: E402  (benchmarks/ is on sys.path when run)
 
-RAY = str(Path(sys.executable).parent / "ray")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
-    """`ray start` processes of this benchmark, all under one short temp folder."""
-
-    def __init__(self):
-        self.temp = tempfile.mkdtemp(prefix="rg-ray-", dir="/tmp")
-        self.address = f"127.0.0.1:{_free_port()}"
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-
-    def start(self, *args: str) -> None:
-        subprocess.run([RAY, "start", *args, "--disable-usage-stats", "--dashboard-agent-listen-port",
-                        str(_free_port())], env=self.env, check=True, capture_output=True, timeout=120)
-
-    def head(self) -> None:
-        self.start("--head", "--port", self.address.rsplit(":", 1)[1], "--num-cpus", "2",
-                   "--include-dashboard", "false", "--temp-dir", self.temp)
-
-    def node(self) -> None:
-        self.start("--address", self.address, "--num-cpus", "1", "--resources", '{"node_b": 1}')
-
-    def stop(self) -> None:
-        procs = [p for p in psutil.process_iter(["cmdline"]) if any(self.temp in a for a in (p.info["cmdline"] or []))]
-        for p in procs:
-            try:
-                p.terminate()
-            except psutil.NoSuchProcess:
-                pass
-        alive = psutil.wait_procs(procs, timeout=5)[1]
-        for p in alive:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=5)
-        shutil.rmtree(self.temp, ignore_errors=True)
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _raycluster import LocalCluster  # noqa: E402  (the tests' cluster: ray start, ended by pid)
 
 def _time(fn, repeats: int) -> tuple[float, list]:
     walls, out = [], None
@@ -136,14 +91,14 @@ def main() -> None:
     expected = [v.status for v in base_verdicts]
     rows.append(("threads", 1, 0.0, wall, True, {}))
 
-    cluster = Cluster()
+    cluster = LocalCluster()
     try:
-        cluster.head()
+        cluster.start()
         import ray
         ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
         for nodes in (1, 2):
             if nodes == 2:
-                cluster.node()
+                cluster.add_node()
             t0 = time.perf_counter()
             with ClusterScorer(cluster.address, sources=[spec], config=config) as scorer:
                 warm_s = time.perf_counter() - t0

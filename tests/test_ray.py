@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-import psutil
 import pytest
 import ray
 
+from _raycluster import FAST_FAILURE, LocalCluster, free_port
 from _repos import fixture_config, make_repo
 from conftest import CALC_FILES
 
@@ -32,84 +28,16 @@ from regrow.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 
-RAY = str(Path(sys.executable).parent / "ray")
-# The GCS declares a node dead after ~1.5 s without health checks (the default is ~30 s): a killed
-# raylet's in-flight candidates are re-run within seconds.
-FAST_FAILURE = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
-                "RAY_health_check_timeout_ms": "500", "RAY_health_check_initial_delay_ms": "0"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LocalCluster:
-    """`ray start` processes on this machine, all under one temp dir (so they can be found by it)."""
-
-    def __init__(self):
-        self.temp = tempfile.mkdtemp(prefix="rg-ray-", dir="/tmp")  # Unix socket paths must stay short
-        self.port = _free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, **FAST_FAILURE, "RAY_USAGE_STATS_ENABLED": "0"}
-
-    def _start(self, *args: str) -> None:
-        subprocess.run([RAY, "start", *args, "--disable-usage-stats",
-                        "--dashboard-agent-listen-port", str(_free_port())],
-                       env=self.env, check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        self._start("--head", "--port", str(self.port),
-                    "--num-cpus", "2", "--include-dashboard", "false", "--temp-dir", self.temp)
-        self.add_node()
-
-    def add_node(self) -> None:
-        self._start("--address", self.address, "--num-cpus", "1", "--resources", '{"node_b": 1}')
-
-    def processes(self) -> list[psutil.Process]:
-        found = []
-        for proc in psutil.process_iter(["cmdline"]):
-            cmd = proc.info["cmdline"] or []
-            if any(self.temp in arg for arg in cmd):
-                found.append(proc)
-        return found
-
-    def raylet_of(self, node_id: str) -> psutil.Process:
-        for proc in self.processes():
-            cmd = proc.info["cmdline"]
-            if cmd and cmd[0].endswith("raylet") and f"--node_id={node_id}" in cmd:
-                return proc
-        raise LookupError(f"no raylet for node {node_id}")
-
-    def stop(self) -> None:
-        """End every process of this cluster by its id (not `ray stop`, which ends every Ray
-        process on the machine, other users' too)."""
-        procs = self.processes()
-        for proc in procs:
-            try:
-                proc.terminate()
-            except psutil.NoSuchProcess:
-                pass
-        _gone, alive = psutil.wait_procs(procs, timeout=5)
-        for proc in alive:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=5)
-        shutil.rmtree(self.temp, ignore_errors=True)
-
-
 def _node_b() -> str:
     return next(n["NodeID"] for n in ray.nodes() if n.get("Alive") and "node_b" in n["Resources"])
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    local = LocalCluster()
+    local = LocalCluster(FAST_FAILURE)
     try:
         local.start()
+        local.add_node()
         ray.init(address=local.address, log_to_driver=False, configure_logging=False)
         yield local
     finally:
@@ -181,7 +109,7 @@ def test_the_executor_setting_names_threads_ray_or_a_ray_address():
     from regrow.executor.ray import ClusterError, connect
     assert not ray.is_initialized()  # this test runs before the module's cluster is joined
     with pytest.raises(ClusterError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:\d+: "):
-        connect(f"127.0.0.1:{_free_port()}")
+        connect(f"127.0.0.1:{free_port()}")
 
 
 def test_candidates_land_on_both_nodes_each_holding_the_source_warm_and_verdicts_come_back_in_order(cluster, scorer):
@@ -307,33 +235,48 @@ def test_regrow_serve_with_executor_ray_scores_a_batch_on_both_nodes(cluster, ca
         service.close()
 
 
+class _SlowBatch:
+    """A batch of ``n`` items whose right answers sleep first, scored on a thread of its own, so a
+    node or host can be lost while it runs; `wait_on(node, k)` returns once ``node`` holds ``k``."""
+
+    def __init__(self, scorer, n: int):
+        self.scorer = scorer
+        self.items, self.expected = _batch(n)
+        self.slow = [type(it)(task_id=it.task_id, completion=f"```python\n{SLOW}{RIGHT[it.task_id]}\n```",
+                              source="calc") if e == "solved" else it for it, e in zip(self.items, self.expected)]
+        self.out: dict = {}
+        self.worker = threading.Thread(target=self._run)
+        self.worker.start()
+
+    def _run(self) -> None:
+        try:
+            self.out["verdicts"] = self.scorer.score_batch(self.slow)
+        except BaseException as exc:  # re-raised by `verdicts`, in the test's thread
+            self.out["error"] = exc
+
+    def wait_on(self, node: str, k: int) -> None:
+        deadline = time.monotonic() + 120
+        while self.scorer.last.per_node.get(node, 0) < k and time.monotonic() < deadline and self.worker.is_alive():
+            time.sleep(0.05)
+        if "error" in self.out:
+            raise self.out["error"]
+        assert self.worker.is_alive(), f"the batch ended before {node[:8]} could be lost in it ({self.scorer.last})"
+
+    def verdicts(self) -> list:
+        self.worker.join(timeout=180)
+        assert not self.worker.is_alive()
+        if "error" in self.out:
+            raise self.out["error"]
+        return self.out["verdicts"]
+
+
 def test_killing_a_nodes_raylet_mid_batch_loses_no_verdict_and_counts_none_twice(cluster, scorer):
     node_b = _node_b()
-    items, expected = _batch(24)
-    slow = [type(it)(task_id=it.task_id, completion=f"```python\n{SLOW}{RIGHT[it.task_id]}\n```", source="calc")
-            if e == "solved" else it for it, e in zip(items, expected)]
-    out: dict = {}
-
-    def batch():
-        try:
-            out["verdicts"] = scorer.score_batch(slow)
-        except BaseException as exc:  # re-raised below, in the test's thread
-            out["error"] = exc
-
-    worker = threading.Thread(target=batch)
-    worker.start()
-    deadline = time.monotonic() + 120
-    while scorer.last.per_node.get(node_b, 0) < 2 and time.monotonic() < deadline and worker.is_alive():
-        time.sleep(0.05)
-    if "error" in out:
-        raise out["error"]
-    assert worker.is_alive(), f"the batch ended before node b could be lost in it ({scorer.last})"
+    run = _SlowBatch(scorer, 24)
+    run.wait_on(node_b, 2)
     cluster.raylet_of(node_b).send_signal(signal.SIGKILL)
-    worker.join(timeout=180)
-    assert not worker.is_alive()
-    if "error" in out:
-        raise out["error"]
-    verdicts = out["verdicts"]
+    items, expected, slow = run.items, run.expected, run.slow
+    verdicts = run.verdicts()
     assert [v.status for v in verdicts] == expected  # every candidate judged, in order
     assert node_b in scorer.last.lost_nodes and scorer.last.rerun >= 1  # what node b held ran again
     assert sum(scorer.last.per_node.values()) == len(slow)  # one verdict per item, none twice
@@ -403,28 +346,10 @@ def test_a_node_lost_while_chains_run_on_it_loses_no_chain_and_stores_no_turn_tw
 def test_a_host_that_crashes_on_a_live_node_is_started_again_there_and_its_candidates_rerun(cluster, scorer):
     node = scorer.cluster.nodes()[0]
     pid = ray.get(scorer.cluster.hosts[node].call.remote(lambda _: os.getpid(), None))
-    items, expected = _batch(12)
-    slow = [type(it)(task_id=it.task_id, completion=f"```python\n{SLOW}{RIGHT[it.task_id]}\n```", source="calc")
-            if e == "solved" else it for it, e in zip(items, expected)]
-    out: dict = {}
-
-    def batch():
-        try:
-            out["verdicts"] = scorer.score_batch(slow)
-        except BaseException as exc:  # re-raised below, in the test's thread
-            out["error"] = exc
-
-    worker = threading.Thread(target=batch)
-    worker.start()
-    deadline = time.monotonic() + 120
-    while scorer.last.per_node.get(node, 0) < 1 and time.monotonic() < deadline and worker.is_alive():
-        time.sleep(0.05)
-    assert worker.is_alive(), f"the batch ended before its host could crash ({scorer.last})"
+    run = _SlowBatch(scorer, 12)
+    run.wait_on(node, 1)
     os.kill(pid, signal.SIGKILL)  # the host process only: the node and its raylet live on
-    worker.join(timeout=180)
-    if "error" in out:
-        raise out["error"]
-    assert [v.status for v in out["verdicts"]] == expected
+    assert [v.status for v in run.verdicts()] == run.expected
     assert scorer.last.rerun >= 1 and scorer.last.lost_nodes == []  # the node was not given up
     assert node in scorer.cluster.nodes()
     assert ray.get(scorer.cluster.hosts[node].call.remote(lambda _: os.getpid(), None)) != pid
