@@ -271,11 +271,11 @@ def test_the_drift_command_prints_churn_and_writes_its_json(tmp_path):
 @pytest.mark.slow
 def test_with_a_model_each_snapshot_is_fine_tuned_on_its_own_files_and_run(tmp_path):
     from regrow.specialize.finetune import FinetuneOptions, read_manifest
-    from test_specialize import _smollm2_tokenizer, tiny_base
+    from _models import smollm2_tokenizer, tiny_base
 
     root = tmp_path / "calc"
     revs = _calc_history(root)
-    base = tiny_base(tmp_path / "base", _smollm2_tokenizer())
+    base = tiny_base(tmp_path / "base", smollm2_tokenizer())
     config = fixture_config(tmp_path / "home", tasks=2, max_tokens=8)
     rep = drift.decay(str(root), config, ages=(1,), model=str(base), out_dir=tmp_path / "tuned",
                       finetune_options=FinetuneOptions(max_steps=1, max_length=64, bf16=False))

