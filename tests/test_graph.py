@@ -206,3 +206,105 @@ def test_a_submodule_imported_by_its_package_resolves_to_its_members(tmp_path):
     assert not [e for e in g.edges if e.dst == "pkg" and e.kind in ("call", "reference")]
     assert g.table.resolve("pkg:sub") == "pkg.sub"
     assert g.table.resolve("pkg:sub.K.m") == "pkg.sub:K.m"
+
+
+TYPED_FILES = {
+    "pkg/__init__.py": "",
+    "pkg/lexer.py": """
+        class Token:
+            lineno: int
+            value: str
+
+            def test(self, expr):
+                return self.value == expr
+
+
+        class Stream:
+            def __init__(self):
+                self.current = Token()
+
+            def expect(self, expr) -> Token:
+                return self.current
+
+            @property
+            def last(self) -> "Token":
+                return self.current
+    """,
+    "pkg/env.py": """
+        from .lexer import Stream
+
+
+        class Env:
+            def tokenize(self, source) -> Stream:
+                return Stream()
+    """,
+    "pkg/parser.py": """
+        import typing as t
+
+        if t.TYPE_CHECKING:
+            from .env import Env
+
+
+        def make(env: "Env"):
+            return env.tokenize("")
+
+
+        class Parser:
+            def __init__(self, env: "Env", source):
+                self.stream = env.tokenize(source)
+                self.other = self.fresh()
+
+            def fresh(self) -> "Parser":
+                return self
+
+            def parse_name(self):
+                token = self.stream.expect("name")
+                return token.lineno, self.stream.current.value
+
+            def parse_last(self):
+                return self.stream.last.test("x")
+
+            def parse_other(self):
+                return self.other.parse_name()
+
+            def parse_unknown(self):
+                return self.stream.nothing.value, make.__name__
+    """,
+}
+
+
+def test_values_are_typed_by_return_annotations_and_instance_attributes_of_other_files(tmp_path):
+    root = make_repo(tmp_path / "repo", TYPED_FILES)
+    modules = {p: p[:-3].replace("/", ".").removesuffix(".__init__") for p in TYPED_FILES}
+    g = build(extract_all(root, modules))
+    # token = self.stream.expect(...): the attribute typed by env.tokenize's return annotation,
+    # expect's return annotation types the local; Stream.current is typed in Stream's __init__
+    assert set(g.uses("pkg.parser:Parser.parse_name")) == {"pkg.lexer:Stream.expect", "pkg.lexer:Token.lineno",
+                                                           "pkg.lexer:Token.value"}
+    # a property's return annotation types what follows it
+    assert set(g.uses("pkg.parser:Parser.parse_last")) == {"pkg.lexer:Stream.last", "pkg.lexer:Token.test"}
+    # self.other = self.fresh(): the method's annotated return class
+    assert set(g.uses("pkg.parser:Parser.parse_other")) == {"pkg.parser:Parser.parse_name"}
+    # what no annotation types is dropped; an attribute of a function is not its result's
+    assert set(g.uses("pkg.parser:Parser.parse_unknown")) == {"pkg.parser:make"}
+    assert set(g.uses("pkg.parser:make")) == {"pkg.env:Env.tokenize"}
+
+
+def test_a_graph_grokked_by_an_older_resolver_is_built_again(tmp_path):
+    from regrow.store.sources import source_row, update_facts
+
+    root = make_repo(tmp_path / "repo", TYPED_FILES)
+    store = Store(tmp_path / "regrow.sqlite")
+    source = resolve_source(str(root), home=tmp_path / "home")
+    grok_static_part(store, source)
+    assert "pkg.lexer:Token.lineno" in load_graph(store, source.key).uses("pkg.parser:Parser.parse_name")
+    # as a store written before return annotations were followed: no type rows, version 1
+    with store.write() as w:
+        w.execute("DELETE FROM edges WHERE source_key=? AND (kind='type' OR dst='pkg.lexer:Token.lineno')",
+                  (source.key,))
+    update_facts(store, source.key, graph_version=1)
+    assert "pkg.lexer:Token.lineno" not in load_graph(store, source.key).uses("pkg.parser:Parser.parse_name")
+    logs = []
+    grok_static_part(store, source, source_row(store, source.key), log=logs.append)
+    assert "pkg.lexer:Token.lineno" in load_graph(store, source.key).uses("pkg.parser:Parser.parse_name")
+    assert any("built again" in m for m in logs)

@@ -5,6 +5,7 @@ A second grok of unchanged content reads the store and runs nothing.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -58,7 +59,7 @@ def _grok_changed_files(store: Store, source: Source, hashes: dict[str, str]) ->
     """
     prev = previous_grok(store, str(source.root), source.key)
     old = prev[1].get("file_hashes") if prev else None
-    if not old or not graph.has_graph(store, prev[0]):
+    if not old or not graph.has_graph(store, prev[0]) or prev[1].get("graph_version") != graph.GRAPH_VERSION:
         return None
     changed = sorted(p for p in set(old) | set(hashes) if old.get(p) != hashes.get(p))
     if len(changed) > max(20, len(hashes) // 10):
@@ -77,7 +78,8 @@ def _grok_changed_files(store: Store, source: Source, hashes: dict[str, str]) ->
 def grok_static_part(store: Store, source: Source, row: dict | None = None, *, force: bool = False,
                      log: Log | None = None) -> None:
     """The static part of grok: symbols, the symbol graph and git facts; only changed files are
-    re-read when an earlier grok of the same directory is in the store."""
+    re-read when an earlier grok of the same directory is in the store. A graph built by an
+    older resolver (`graph.GRAPH_VERSION`) is built again on its own."""
     log = log or (lambda _msg: None)
     row = row or _upsert_source(store, source)
     if force or row["static_done"] is None:
@@ -99,10 +101,17 @@ def grok_static_part(store: Store, source: Source, row: dict | None = None, *, f
             save_git_facts(store, source.key, gitfacts.collect(source.root))
         update_facts(store, source.key, "static_done", static_seconds=time.perf_counter() - start,
                       n_files=len(files), n_skipped_files=skipped, file_hashes=hashes,
-                      static_changed_files=None if changed is None else len(changed))
-    elif not graph.has_graph(store, source.key):  # grokked before the graph existed
-        graph.grok_graph(store, source.key, source.root,
-                         file_modules(store, source.key, ok_only=True))
+                      static_changed_files=None if changed is None else len(changed),
+                      graph_version=graph.GRAPH_VERSION)
+    elif not graph.has_graph(store, source.key) or _facts(row).get("graph_version") != graph.GRAPH_VERSION:
+        # grokked before the graph existed, or by an older resolver
+        graph.grok_graph(store, source.key, source.root, file_modules(store, source.key, ok_only=True))
+        update_facts(store, source.key, graph_version=graph.GRAPH_VERSION)
+        log("symbol graph built again (the resolver changed since this source was grokked)")
+
+
+def _facts(row: dict) -> dict:
+    return json.loads(row.get("facts") or "{}")
 
 
 def fallback_test_files(files: dict) -> tuple[str, ...]:

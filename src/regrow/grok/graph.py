@@ -40,8 +40,10 @@ from regrow.grok.parse import is_test_path, read_source
 from regrow.store import Store
 from regrow.store.graph import has_edges, importers, replace_edges, replace_module_edges, structure_rows, use_rows
 from regrow.store.index import file_modules
+from regrow.store.ranking import drop_ranking
 
 USE_KINDS = ("call", "reference")  # what a body uses
+GRAPH_VERSION = 2  # bump when resolution changes: stored graphs are built again (2: return annotations)
 _BUILTINS = frozenset(dir(builtins))
 
 
@@ -88,6 +90,10 @@ class FileFacts:
     binds: dict[str, str] = field(default_factory=dict)  # module-level alias -> syntactic target
     stars: list[str] = field(default_factory=list)  # modules star-imported at module level
     refs: list[Edge] = field(default_factory=list)  # dst is a syntactic path
+    # What a value's type is, as a syntactic path: a function's annotated return class
+    # (``mod:f`` -> ``mod:Cls``) and an instance attribute's (``mod:Cls#attr`` -> the class,
+    # or the function whose result it was assigned)
+    types: dict[str, str] = field(default_factory=dict)
     error: str | None = None
 
     def exported(self) -> frozenset[str]:
@@ -188,6 +194,8 @@ def _scan(nodes: Iterable[ast.AST | None], module: str, is_package: bool, kind: 
                 parts = _chain(node)
                 if parts is not None:
                     chains.append((parts, node.lineno, kind or "reference"))
+                    if kind is None:
+                        chains.extend((parts[:k], node.lineno, "prefix") for k in range(2, len(parts)))
                     continue
             stack.append(node.value)
             continue
@@ -196,6 +204,8 @@ def _scan(nodes: Iterable[ast.AST | None], module: str, is_package: bool, kind: 
             children = [*node.keywords, *node.args]
             if parts is not None:
                 chains.append((parts, node.lineno, kind or "call"))
+                if kind is None:
+                    chains.extend((parts[:k], node.lineno, "prefix") for k in range(2, len(parts)))
                 base = node.func
                 while isinstance(base, ast.Attribute):
                     base = base.value
@@ -426,6 +436,10 @@ class _Extractor:
         params = _params(args)
         self.code(head, [*node.decorator_list, *[a.annotation for a in params], node.returns, *args.defaults,
                          *[d for d in args.kw_defaults if d]], "signature")
+        returns = _annotation_chain(node.returns)
+        returns = self.path_of(returns, scopes) if returns else None
+        if returns and "|" not in returns and not returns.startswith(("!", "?")):
+            self.facts.types[qual] = returns
         raw = raw or self.scan(node.body)
         scope = _Scope(qual, "function", (raw.names | {a.arg for a in params}) - raw.globals, local_binds=raw.binds)
         positional = [*args.posonlyargs, *args.args]
@@ -444,17 +458,20 @@ class _Extractor:
         for name, chain in raw.assigns:
             if name not in scope.types:
                 path = self.path_of(chain, inner)
-                if path and "|" not in path and not path.startswith("!"):
-                    scope.types[name] = path
+                if path and "|" not in path:
+                    scope.types[name] = path  # a class, or a function whose annotated return type is the value's
         self.emit(inner, raw)
 
     def _attr_types(self, cls: ast.ClassDef, qual: str, scopes: list[_Scope], prescanned: dict) -> None:
         """Instance attributes whose class is known: ``x: Foo`` in the class body, ``self.x = Foo(...)``."""
         types: dict[str, str] = {}
 
-        def note(attr: str, chain: list[str] | None) -> None:
-            path = self.path_of(chain, scopes) if chain else None
-            if path and "|" not in path and not path.startswith("!"):
+        def note(attr: str, chain: list[str] | None, me: str | None = None) -> None:
+            if chain and me and chain[0] == me and len(chain) > 1:  # self.x = self.make(): the class's member
+                path = f"!{qual}#{'.'.join(chain[1:])}"
+            else:
+                path = self.path_of(chain, scopes) if chain else None
+            if path and "|" not in path:
                 types.setdefault(attr, path)
 
         for item in cls.body:
@@ -473,10 +490,14 @@ class _Extractor:
                 if annotated:
                     note(target.attr, _annotation_chain(value))
                 elif isinstance(value, ast.Call):
-                    note(target.attr, _chain(value.func))
+                    chain = _chain(value.func)
+                    if chain and params.get(chain[0]) and chain[0] != me:  # self.x = param.make(): param's class
+                        chain = params[chain[0]] + chain[1:]
+                    note(target.attr, chain, me)
                 elif isinstance(value, ast.Name) and params.get(value.id):
                     note(target.attr, params[value.id])
         self.attr_types[qual] = types
+        self.facts.types.update((f"{qual}#{attr}", path) for attr, path in types.items())
 
 
 def _join(base: str, rest: list[str]) -> str:
@@ -524,6 +545,7 @@ class NameTable:
         self.binds: dict[str, dict[str, str]] = {}  # module -> alias -> syntactic target
         self.stars: dict[str, list[str]] = {}
         self.bases: dict[str, list[str]] = {}  # class -> syntactic base paths
+        self.types: dict[str, str] = {}  # FileFacts.types of every file
         self.modules: dict[str, str] = {}  # module -> path
         self._memo: dict[str, str | None] = {}
 
@@ -537,6 +559,7 @@ class NameTable:
         for e in facts.refs:
             if e.kind == "inherit":
                 self.bases.setdefault(e.src, []).append(e.dst)
+        self.types.update(facts.types)
         self._memo.clear()
 
     def remove(self, module: str) -> None:
@@ -547,6 +570,8 @@ class NameTable:
             del self.members[c]
         for c in [c for c in self.bases if c.startswith(module + ":")]:
             del self.bases[c]
+        for c in [c for c in self.types if c.startswith(module + ":")]:
+            del self.types[c]
         self.binds.pop(module, None)
         self.stars.pop(module, None)
         self._memo.clear()
@@ -575,7 +600,7 @@ class NameTable:
             cls = self._resolve(cls_path, 0, depth + 1)
             if cls is None or cls not in self.defs:
                 return None
-            return self._walk(cls, rest.split("."), max(1, min_depth), depth)
+            return self._walk(cls, rest.split("."), -1 if min_depth < 0 else max(1, min_depth), depth)
         if ":" in path:
             mod, rest = path.split(":", 1)
             if mod not in self.modules:
@@ -588,19 +613,44 @@ class NameTable:
         return None
 
     def _walk(self, current: str, parts: list[str], min_depth: int, depth: int) -> str | None:
+        """Member lookup along ``parts``. A function on the way is a dead end, except in a typed
+        value's path (``min_depth`` != 0: ``x = make()``, ``self.prop``) where it stands for its
+        result: the walk goes on in the class its return annotation names."""
         resolved = 0
-        for name in parts:
+        for i, name in enumerate(parts):
             if not name:
                 break
-            nxt = self._member(current, name, depth)
+            base = current
+            if base in self.defs and self.defs[base].kind in ("function", "method"):
+                base = self._value_class(base, depth) if min_depth != 0 else None
+                if base is None:
+                    break
+            nxt = self._member(base, name, depth)
+            if nxt is None and min_depth != 0 and i + 1 < len(parts) and base in self.defs:
+                # an instance attribute whose type is known (``self.x = Foo()`` in the class)
+                typed = next((t for c in self.mro(base) if (t := self.types.get(f"{c}#{name}"))), None)
+                nxt = self._value_class(typed, depth, path=True) if typed else None
             if nxt is None:
                 break
             current, resolved = nxt, resolved + 1
-            if current in self.defs and self.defs[current].kind != "class":
-                break  # attributes of a function or constant are not followed
+            if current in self.defs and self.defs[current].kind not in ("class", "function", "method"):
+                break  # attributes of a constant are not followed
         if min_depth < 0:  # strict
             return current if resolved == len(parts) else None
         return current if resolved >= min_depth else None
+
+    def _value_class(self, fn_or_path: str, depth: int, path: bool = False) -> str | None:
+        """The class of a value: a function's annotated return class (``path``: first resolve a
+        syntactic path, which may name a class or a function)."""
+        q = self._resolve(fn_or_path, 0, depth + 1) if path else fn_or_path
+        for _ in range(4):
+            if q is None or q not in self.defs:
+                return None
+            if self.defs[q].kind == "class":
+                return q
+            ret = self.types.get(q) if self.defs[q].kind in ("function", "method") else None
+            q = self._resolve(ret, 0, depth + 1) if ret else None
+        return None
 
     def _member(self, container: str, name: str, depth: int, seen: frozenset = frozenset()) -> str | None:
         found = self.members.get(container, {}).get(name)
@@ -660,7 +710,12 @@ def resolve_refs(table: NameTable, facts: FileFacts) -> list[Edge]:
             dst = dst if dst in table.modules else table.defs[dst].module if dst in table.defs else dst
         if dst == e.src:
             continue
-        out.add(Edge(e.src, dst, e.kind, e.line))
+        kind = e.kind
+        if kind == "prefix":  # ``a.b`` inside ``a.b.c``: a use of what it names, never of a module
+            if dst in table.modules:
+                continue
+            kind = "reference"
+        out.add(Edge(e.src, dst, kind, e.line))
     return sorted(out)
 
 
@@ -670,6 +725,7 @@ def structure_edges(facts: FileFacts) -> list[Edge]:
     rows += [Edge(f"{facts.module}:{alias}", target, "bind", 0) for alias, target in sorted(facts.binds.items())]
     rows += [Edge(facts.module, star, "bind", 0) for star in facts.stars]
     rows += [Edge(e.src, e.dst, "base", e.line) for e in facts.refs if e.kind == "inherit"]
+    rows += [Edge(key, path, "type", 0) for key, path in sorted(facts.types.items())]
     return rows
 
 
@@ -761,7 +817,7 @@ def extract_all(root: Path, modules: dict[str, str]) -> dict[str, FileFacts]:
 
 # --------------------------------------------------------------------------- the store
 
-_STRUCTURE_KINDS = ("bind", "base")
+_STRUCTURE_KINDS = ("bind", "base", "type")
 
 
 def _rows(source_key: str, edges: Iterable[Edge]) -> list[tuple]:
@@ -792,6 +848,8 @@ def load_table(store: Store, source_key: str) -> NameTable:
             d = Definition(dst, kind.split(":", 1)[1], path, r["line"])
             table.defs[dst] = d
             table.members.setdefault(src, {})[dst.rsplit(".", 1)[-1].rsplit(":", 1)[-1]] = dst
+        elif kind == "type":
+            table.types[src] = dst
         elif kind == "bind":
             if ":" in src:
                 mod, alias = src.split(":", 1)
@@ -885,4 +943,5 @@ def grok_graph(store: Store, source_key: str, root: Path, modules: dict[str, str
     facts = extract_all(root, modules)
     graph = build(facts)
     save_graph(store, source_key, facts, graph)
+    drop_ranking(store, source_key)  # learned on the old graph
     return graph

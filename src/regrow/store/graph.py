@@ -27,16 +27,16 @@ def replace_module_edges(store: Store, source_key: str, modules: list[str], rows
 
 
 def structure_rows(store: Store, source_key: str) -> list[sqlite3.Row]:
-    """src, dst, kind, line of the ``define:*``, ``bind`` and ``base`` rows, in a stable order."""
+    """src, dst, kind, line of the ``define:*``, ``bind``, ``base`` and ``type`` rows, in a stable order."""
     return store.query("SELECT src, dst, kind, line FROM edges WHERE source_key=? "
-                       "AND (kind LIKE 'define:%' OR kind IN ('bind', 'base')) ORDER BY src, dst, kind, line",
+                       "AND (kind LIKE 'define:%' OR kind IN ('bind', 'base', 'type')) ORDER BY src, dst, kind, line",
                        (source_key,))
 
 
 def use_rows(store: Store, source_key: str) -> list[sqlite3.Row]:
     """src, dst, kind, line of every other edge (calls, references, imports, ...), in a stable order."""
     return store.query("SELECT src, dst, kind, line FROM edges WHERE source_key=? "
-                       "AND kind NOT LIKE 'define:%' AND kind NOT IN ('bind', 'base') "
+                       "AND kind NOT LIKE 'define:%' AND kind NOT IN ('bind', 'base', 'type') "
                        "ORDER BY src, dst, kind, line", (source_key,))
 
 
