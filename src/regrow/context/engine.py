@@ -73,8 +73,8 @@ WEIGHTS = {
     "type_member": 0.8,  # member of a class named in the target's signature (``item: Item`` -> Item.value)
 }
 TASK_FEATURES = tuple(k for k in WEIGHTS if k != "uses")  # what task mode ranks with (and learns)
-FEATURES_VERSION = 3  # bump when a feature's meaning changes: stored learned weights are fitted again
-OWN_FILE_SHARE = 0.3  # hand default: at most this share of the budget on the target's own file (the prompt shows it)
+FEATURES_VERSION = 5  # bump when a feature's meaning changes: stored learned weights are fitted again
+OWN_FILE_SHARE = 0.2  # hand default: at most this share of the budget on the target's own file (the prompt shows it)
 PRIOR_RUNTIME = 2.5
 PRIOR_GIT = 0.45
 PRIOR_TEST = 1.3  # first covering test; later ones decay
@@ -798,7 +798,7 @@ def _graph_path(engine: ContextEngine, tq: str, q: str, hidden: tuple[str, ...])
 # --------------------------------------------------------------------------- candidates
 
 
-COMPACT_BELOW = 2500  # budgets under this show compact signatures and one reason per item
+COMPACT_BELOW = 4500  # budgets under this show compact signatures, each under its reason alone
 
 
 def _definition_candidates(engine: ContextEngine, target: Symbol, mode: str, hidden: tuple[str, ...],
@@ -813,10 +813,13 @@ def _definition_candidates(engine: ContextEngine, target: Symbol, mode: str, hid
 
         def build(c: _Candidate, d: Definition = d, x: _Features = x, name: str = name) -> None:
             q = d.qualname
-            reason = x.reasons[name] or _graph_path(engine, target.qualname, q, hidden)
-            others = [r for k, r in sorted(x.reasons.items()) if k != name and r and r not in reason
-                      and len(reason) + len(r) < 110 and not compact][:1]  # a second one while the line stays short
-            c.breadcrumb = f"{_short(q)} — {reason}" + (f"; {others[0]}" if others else "")
+            if compact:  # the signature under it names the definition: the reason alone
+                c.breadcrumb = x.reasons[name] or "near the target in the graph"
+            else:
+                reason = x.reasons[name] or _graph_path(engine, target.qualname, q, hidden)
+                others = [r for k, r in sorted(x.reasons.items()) if k != name and r and r not in reason
+                          and len(reason) + len(r) < 110][:1]  # a second one while the line stays short
+                c.breadcrumb = f"{_short(q)} — {reason}" + (f"; {others[0]}" if others else "")
             start, end = engine.span(d)
             sig = _signature_form(engine, d, compact)
             forms = [("signature", sig)]
@@ -956,8 +959,9 @@ def build_context(engine: ContextEngine, target: str, *, budget: int, tokenizer:
 
 
 def signature_share(budget: int) -> float:
-    """The share of the budget given to signatures before any body: 95% when tight, 2/3 at 4k, 60% from 4.8k."""
-    return min(0.95, max(0.6, 1 - budget / 12000))
+    """The share of the budget given to signatures before any body: 95% up to 1.2k, 5/6 at 4k,
+    60% from 9.6k (breadth first: what exists and how it is called, then how some of it works)."""
+    return min(0.95, max(0.6, 1 - budget / 24000))
 
 
 def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Tokenizer, target: str,

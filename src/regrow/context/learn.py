@@ -39,7 +39,8 @@ FOLDS = 5
 MAX_EXAMPLES = 80  # sampled by a seeded hash; each costs one task-mode ranking (~0.1 s)
 MIN_EXAMPLES = 25  # per fold's training set, else the hand weights
 MIN_POSITIVES = 25
-OWN_MIN, OWN_MAX = 0.15, 0.4
+SHRINK = 0.5  # fitted weights are shrunk this far toward the hand weights (a prior: 80 examples are few)
+OWN_MIN, OWN_MAX = 0.1, 0.2  # the task prompt shows the target's file whole: its items mostly repeat it
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,8 @@ def fit(examples: list[tuple[str, list[list[float]], list[int], list[bool], int,
 
 
 def _logistic(rows: list[list[float]], labels: list[int], hand: dict, total: float) -> dict:
-    """Non-negative weights of a logistic model, rescaled to sum to ``total``."""
+    """Non-negative weights of a logistic model, rescaled to sum to ``total``, then shrunk
+    toward the hand weights by `SHRINK`."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -171,7 +173,7 @@ def _logistic(rows: list[list[float]], labels: list[int], hand: dict, total: flo
     coef = np.clip(model.coef_[0], 0.0, None)
     if coef.sum() <= 0:
         return dict(hand)
-    return {k: float(c * total / coef.sum()) for k, c in zip(hand, coef)}
+    return {k: float((1 - SHRINK) * c * total / coef.sum() + SHRINK * hand[k]) for k, c in zip(hand, coef)}
 
 
 def stored_model(store: Store, source_key: str, features: tuple[str, ...], version: int = 0) -> RankingModel | None:
