@@ -336,7 +336,15 @@ def quality(spec: str, args, tok) -> dict:
     gold = JediGold(engine, prep.source.import_roots) if args.gold == "jedi" else \
         (lambda q: regrow_gold(engine, q))
     t0 = time.perf_counter()
-    chosen = targets(engine, gold, args.tasks, args.seed, cross=not args.any_gold)
+    cache = Path(args.gold_cache) / f"{prep.source.name}-{prep.source.version}-{args.gold}-{args.tasks}-" \
+        f"{args.seed}-{'any' if args.any_gold else 'cross'}.json" if args.gold_cache else None
+    if cache is not None and cache.exists():  # the same targets and gold as a run before (jedi is slow)
+        chosen = [(q, set(gs)) for q, gs in json.loads(cache.read_text())]
+    else:
+        chosen = targets(engine, gold, args.tasks, args.seed, cross=not args.any_gold)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps([(q, sorted(gs)) for q, gs in chosen]))
     gold_s = time.perf_counter() - t0
     row = {"source": f"{prep.source.name} {prep.source.version or ''}".strip(), "targets": len(chosen),
            "gold": statistics.mean(len(g) for _, g in chosen) if chosen else 0.0, "gold_s": gold_s,
@@ -440,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write every row (per-target figures included) here")
     ap.add_argument("--hand", action="store_true", help="also rank with the hand weights (an ablation of the learning)")
     ap.add_argument("--home", default="/tmp/regrow-bench")
+    ap.add_argument("--gold-cache", help="a folder: each source's targets and gold are kept there and read back")
     args = ap.parse_args(argv)
     tok = get_tokenizer(args.tokenizer)
     rows = []
