@@ -17,3 +17,8 @@ _LOCK = threading.Lock()
 def parse(source: str, filename: str = "<unknown>", mode: str = "exec") -> ast.AST:
     with _LOCK:
         return ast.parse(source, filename=filename, mode=mode)
+
+
+def literal_eval(text: str):
+    """`ast.literal_eval` of a string, parsed under the same lock (it parses first)."""
+    return ast.literal_eval(parse(text.lstrip(" \t"), mode="eval"))

@@ -12,7 +12,7 @@ values that are Python literals are parsed (``ast.literal_eval``) for ranges and
 
 from __future__ import annotations
 
-import ast
+from regrow.core import pyast
 import json
 import re
 from collections import Counter
@@ -47,7 +47,7 @@ class ValueSummary:
                 and not _ADDRESS.search(text):  # "<X object at 0x7f...>" differs on every run
             self.examples.append(text)
         try:
-            value = ast.literal_eval(text)
+            value = pyast.literal_eval(text)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             return
         if isinstance(value, (int, float)) and not isinstance(value, bool):

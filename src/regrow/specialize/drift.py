@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from regrow.core import pyast
 from regrow.errors import ConfigError
 from regrow.specialize.corpus import is_package_code
 
@@ -146,7 +147,7 @@ def _reformat_lines(root: Path, commit: Commit) -> int:
         if not before or not after:
             continue
         try:
-            if ast.dump(ast.parse(before)) == ast.dump(ast.parse(after)):
+            if ast.dump(pyast.parse(before)) == ast.dump(pyast.parse(after)):
                 same += added + deleted
         except (SyntaxError, ValueError):
             continue

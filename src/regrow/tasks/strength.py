@@ -145,7 +145,7 @@ class _Mutator(cst.CSTTransformer):
 
     def leave_Integer(self, original, updated):
         try:
-            value = ast.literal_eval(updated.value)
+            value = pyast.literal_eval(updated.value)
         except (ValueError, SyntaxError):
             return updated
         alts = [("constant", lambda: updated.with_changes(value=str(value + 1)))]
@@ -155,7 +155,7 @@ class _Mutator(cst.CSTTransformer):
 
     def leave_Float(self, original, updated):
         try:
-            value = float(ast.literal_eval(updated.value))
+            value = float(pyast.literal_eval(updated.value))
         except (ValueError, SyntaxError, TypeError):
             return updated
         return self._offer(updated, [("constant", lambda: updated.with_changes(value=repr(value + 1.0)))])
