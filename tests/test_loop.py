@@ -77,6 +77,10 @@ def test_a_repeated_run_is_answered_from_the_response_cache(calc):
         assert len(server.requests) == first == 2
         run(str(root), config(home, server.base_url, turns=1, run_id="cache-c", tasks=2, cache=False))
         assert len(server.requests) == 4
+        # another context is another request: a simple-context run never reuses the engine's answers
+        run(str(root), config(home, server.base_url, turns=1, run_id="cache-d", tasks=2, context="simple"))
+        assert len(server.requests) == 6
+        assert "Context" not in _prompt_text(server.requests[-1].body)
 
 
 def test_stop_on_solve_ends_a_tasks_other_chains(calc):

@@ -76,13 +76,15 @@ def _verdict_json(verdict: Verdict) -> str:
 
 
 def request_key(solver: Solver, request: SolveRequest) -> str:
-    """The exact request, hashed: same task text, chain, turn, seed and history."""
+    """The exact request, hashed: same task text, context, chain, turn, seed and history."""
     payload = {
         "solver": solver.identity, "task": request.task.task_id,
         "file": hashlib.sha256(request.task.hollowed_file.encode()).hexdigest(), "sample": request.sample,
         "turn": request.turn, "seed": request.seed, "n": request.n,
         "history": [[t.completion, t.feedback] for t in request.history],
     }
+    if request.context is not None:  # the context engine's pack (None: the solver's own simple context)
+        payload["context"] = hashlib.sha256(request.context.encode()).hexdigest()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
