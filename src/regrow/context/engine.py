@@ -948,14 +948,13 @@ def build_context(engine: ContextEngine, target: str, *, budget: int, tokenizer:
     if mode == "oracle":
         cands.append(_oracle_candidate(engine, sym))
     cands.sort(key=lambda c: (-c.score, c.subject))
-    items = _fit(engine, cands, budget, tok, target, mode, own_share)
-    text = render_markdown(target, mode, items)
+    items, tokens = _fit(engine, cands, budget, tok, target, mode, own_share)
     ranking = {"learned": False, "weights": dict(weights), "own_file_weights": dict(own_weights),
                "own_share": own_share}
     if engine.ranking is not None:
         fold = engine.ranking.fold_of(sym.path)
         ranking.update(learned=bool(engine.ranking.learned[fold]), fold=fold, examples=engine.ranking.examples)
-    return ContextPack(target, mode, budget, tok.name, tuple(items), tok.count(text), ranking)
+    return ContextPack(target, mode, budget, tok.name, tuple(items), tokens, ranking)
 
 
 def signature_share(budget: int) -> float:
@@ -1045,20 +1044,25 @@ def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Toke
     return items
 
 
+FIT_MARGIN = 0.025  # the chunk-by-chunk estimate runs about 2 % short of the whole render's count
+
+
 def _fit(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Tokenizer, target: str,
-         mode: str, own_share: float = OWN_FILE_SHARE) -> list[ContextItem]:
-    """Pack, then count the whole render: if the estimate was short, pack again with the
-    overshoot taken off (twice at most), then drop the lowest-ranked items until it fits."""
-    room = budget
+         mode: str, own_share: float = OWN_FILE_SHARE) -> tuple[list[ContextItem], int]:
+    """Pack a little under the budget, then count the whole render: if the estimate was still
+    short, pack again with the overshoot taken off (twice at most), then drop the lowest-ranked
+    items until it fits. Returns the items and the render's exact token count."""
+    room = budget - int(budget * FIT_MARGIN)
     for _ in range(3):
         items = _pack(engine, cands, room, tok, target, mode, own_share)
-        over = tok.count(render_markdown(target, mode, items)) - budget
-        if over <= 0:
-            return items
-        room -= over + 2
-    while items and tok.count(render_markdown(target, mode, items)) > budget:
+        tokens = tok.count(render_markdown(target, mode, items))
+        if tokens <= budget:
+            return items, tokens
+        room -= tokens - budget + 2
+    while items and tokens > budget:
         items.pop()
-    return items
+        tokens = tok.count(render_markdown(target, mode, items))
+    return items, tokens
 
 
 def _item(c: _Candidate, k: int, tokens: int) -> ContextItem:
