@@ -980,9 +980,10 @@ def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Toke
     section_end = count(_SECTION_END) + 1
 
     def cost(c: _Candidate, k: int) -> int:
-        """The chunk's tokens, as text + breadcrumb line (both remembered across queries)."""
+        """The chunk's tokens, counted as it is rendered (remembered across queries), plus the
+        one that joining it to its neighbours costs on average (measured: ~1 a chunk)."""
         form, text = c.forms[k]
-        return count(text) + (0 if form == "facts" else count(f"# {c.breadcrumb}\n")) + 1
+        return count(_chunk(text, c.breadcrumb, form)) + 1
 
     own_path = engine.index.symbols[target].path if target in engine.index.symbols else None
     own_room = int((budget - header) * own_share)  # the target's own file: the task prompt shows it anyway
@@ -1044,15 +1045,12 @@ def _pack(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Toke
     return items
 
 
-FIT_MARGIN = 0.025  # the chunk-by-chunk estimate runs about 2 % short of the whole render's count
-
-
 def _fit(engine: ContextEngine, cands: list[_Candidate], budget: int, tok: Tokenizer, target: str,
          mode: str, own_share: float = OWN_FILE_SHARE) -> tuple[list[ContextItem], int]:
-    """Pack a little under the budget, then count the whole render: if the estimate was still
-    short, pack again with the overshoot taken off (twice at most), then drop the lowest-ranked
-    items until it fits. Returns the items and the render's exact token count."""
-    room = budget - int(budget * FIT_MARGIN)
+    """Pack, then count the whole render: if the estimate was short, pack again with the
+    overshoot taken off (twice at most), then drop the lowest-ranked items until it fits.
+    Returns the items and the render's exact token count."""
+    room = budget
     for _ in range(3):
         items = _pack(engine, cands, room, tok, target, mode, own_share)
         tokens = tok.count(render_markdown(target, mode, items))
