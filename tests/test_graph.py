@@ -308,3 +308,20 @@ def test_a_graph_grokked_by_an_older_resolver_is_built_again(tmp_path):
     grok_static_part(store, source, source_row(store, source.key), log=logs.append)
     assert "pkg.lexer:Token.lineno" in load_graph(store, source.key).uses("pkg.parser:Parser.parse_name")
     assert any("built again" in m for m in logs)
+
+
+def test_a_changed_return_annotation_reresolves_the_files_that_import_it(tmp_path):
+    files = {**TYPED_FILES, "pkg/env.py": TYPED_FILES["pkg/env.py"].replace("import Stream", "import Stream, Token")}
+    root = make_repo(tmp_path / "repo", files)
+    store = Store(tmp_path / "regrow.sqlite")
+    grok_static_part(store, resolve_source(str(root), home=tmp_path / "home"))
+    assert "pkg.lexer:Token.test" in load_graph(store, resolve_source(str(root), home=tmp_path / "home").key) \
+        .uses("pkg.parser:Parser.parse_last")
+    # Env.tokenize now says it returns a Token (no name env.py binds changed): parser.py did
+    # not change, its edges do
+    env = root / "pkg" / "env.py"
+    env.write_text(env.read_text().replace("-> Stream:", "-> Token:"))
+    source = resolve_source(str(root), home=tmp_path / "home")
+    grok_static_part(store, source)
+    uses = load_graph(store, source.key).uses("pkg.parser:Parser.parse_last")
+    assert "pkg.lexer:Stream.last" not in uses and "pkg.lexer:Token.test" not in uses

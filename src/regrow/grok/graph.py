@@ -21,9 +21,12 @@ Edges (``Edge.kind``):
 * ``inherit``: a class and its base;
 * ``import``: a module and a repository module it imports.
 
-Stored in the ``edges`` table with two more kinds that let one file be resolved again without
-reading the others: ``define:<kind>`` (container → definition, line = first line) and ``bind``
-(``mod:alias`` → the syntactic target of a module-level import).
+Stored in the ``edges`` table with more kinds that let one file be resolved again without
+reading the others: ``define:<kind>`` (container → definition, line = first line), ``bind``
+(``mod:alias`` → the syntactic target of a module-level import), ``base`` and ``type``
+(``mod:f`` → the class its return annotation names; ``mod:Cls#attr`` → what an instance
+attribute was assigned: ``self.stream = env.tokenize(src)`` types ``self.stream.x`` in every
+file through ``tokenize``'s ``-> TokenStream``).
 """
 
 from __future__ import annotations
@@ -97,8 +100,10 @@ class FileFacts:
     error: str | None = None
 
     def exported(self) -> frozenset[str]:
-        """Names other files can import from this one (a change here may change their edges)."""
-        return frozenset([d.qualname for d in self.defs] + list(self.binds) + self.stars)
+        """Names other files can import from this one, and the value types they can reach
+        through it (a change here may change their edges)."""
+        return frozenset([d.qualname for d in self.defs] + list(self.binds) + self.stars
+                         + [f"{key}->{path}" for key, path in self.types.items()])
 
 
 # --------------------------------------------------------------------------- extraction
@@ -891,7 +896,8 @@ def regrok_files(store: Store, source_key: str, root: Path, changed: dict[str, s
             table.modules.setdefault(old_mod, rel)
             old_exports[old_mod] = frozenset(
                 [q for q, d in table.defs.items() if d.path == rel]
-                + list(table.binds.get(old_mod, {})) + table.stars.get(old_mod, []))
+                + list(table.binds.get(old_mod, {})) + table.stars.get(old_mod, [])
+                + [f"{key}->{path}" for key, path in table.types.items() if key.startswith(old_mod + ":")])
             table.remove(old_mod)
             touched.add(old_mod)
         if module is not None:
