@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import textwrap
 from dataclasses import dataclass, field, replace
@@ -73,7 +74,7 @@ WEIGHTS = {
     "type_member": 0.8,  # member of a class named in the target's signature (``item: Item`` -> Item.value)
 }
 TASK_FEATURES = tuple(k for k in WEIGHTS if k != "uses")  # what task mode ranks with (and learns)
-FEATURES_VERSION = 5  # bump when a feature's meaning changes: stored learned weights are fitted again
+FEATURES_VERSION = 7  # bump when a feature's meaning changes: stored learned weights are fitted again
 OWN_FILE_SHARE = 0.2  # hand default: at most this share of the budget on the target's own file (the prompt shows it)
 PRIOR_RUNTIME = 2.5
 PRIOR_GIT = 0.45
@@ -624,7 +625,7 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
         for q, c in counts.items():
             if (x := f(q)):
                 who = "methods of the class" if target.class_name else "functions of the module"
-                x.add("siblings_use", c / top, f"used by {c} other {who}")
+                x.add("siblings_use", math.log1p(c) / math.log1p(top), f"used by {c} other {who}")
     # What the other definitions of the target's file use (methods of other classes included).
     in_file = [s.qualname for s in engine.file_symbols(target.path)
                if s.qualname != tq and not _is_hidden(s.qualname, hidden) and not s.is_test][:300]
@@ -636,7 +637,7 @@ def _rank_definitions(engine: ContextEngine, target: Symbol, mode: str, hidden: 
         top = max(counts.values(), default=1)
         for q, c in counts.items():
             if (x := f(q)):
-                x.add("file_use", c / top, f"used by {c} other definitions of {target.path}")
+                x.add("file_use", math.log1p(c) / math.log1p(top), f"used by {c} other definitions of {target.path}")
     # Personalized PageRank around the target.
     for q, value, _ in _pagerank(engine, tq, mode, hidden):
         if (x := f(q)):
