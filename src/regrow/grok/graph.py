@@ -822,8 +822,6 @@ def extract_all(root: Path, modules: dict[str, str]) -> dict[str, FileFacts]:
 
 # --------------------------------------------------------------------------- the store
 
-_STRUCTURE_KINDS = ("bind", "base", "type")
-
 
 def _rows(source_key: str, edges: Iterable[Edge]) -> list[tuple]:
     return [(source_key, e.src, e.dst, e.kind, e.line) for e in edges]
